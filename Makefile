@@ -1,0 +1,56 @@
+# Observatoire — every target does its own set-up from the committed lock file.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced
+MANIFEST := dbt_project/target/manifest.json
+export UV_COMPILE_BYTECODE := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export OBSERVATOIRE_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: setup run test test-fast bench docs ui seeds lint clean
+
+setup: $(STAMP) $(MANIFEST)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==0.13.9
+
+$(STAMP): $(UV) uv.lock pyproject.toml
+	$(UV) sync --locked --compile-bytecode
+	touch $@
+
+# dagster-dbt needs the manifest at import time outside `dagster dev`.
+$(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' -not -path '*/target/*' 2>/dev/null)
+	$(BIN)/python -m dagster_project.dbt_manifest
+
+run: setup
+	$(BIN)/observatoire run
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow and not ui"
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+docs: setup
+	$(BIN)/python -m dagster_project.dbt_manifest --docs
+
+ui: setup
+	$(BIN)/observatoire ui
+
+# Rebuild seeds/ from the npm package (needs npm; the CSVs are committed).
+seeds: $(STAMP)
+	$(BIN)/python seeds/build_reference.py
+
+lint: setup
+	$(BIN)/ruff check dagster_project tests
+
+clean:
+	rm -rf $(VENV) $(TOOLS) dbt_project/target data
