@@ -1,0 +1,453 @@
+"""Load landing files (SPEC §4) and the accounts registry (SPEC §3) into the `raw` schema.
+
+Everything is bulk SQL inside DuckDB (no Python row loop over snapshots): files are read
+with `read_text`, split into numbered lines, validated with JSON functions, and each bad
+line is kept verbatim in `raw.rejected_lines` with its file, line number and reason.
+Loading is idempotent per month: the month's rows are replaced in one transaction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import months as m
+from .registry import RejectedRow, read_registry
+from .warehouse import connect
+
+MAX_COUNT = 1_000_000_000  # followers / likes above this are not a collectivité's account
+FUTURE_TOLERANCE = "interval 10 minutes"
+MEDIA_AFTER_SNAPSHOT_TOLERANCE = "interval 1 hour"
+
+DDL = """
+create schema if not exists raw;
+create table if not exists raw.snapshots (
+    month date not null,            -- the landing folder (partition)
+    file varchar not null,          -- landing file, relative to the landing root
+    line integer not null,          -- 1-based line number in that file
+    handle varchar not null,
+    fetched_at timestamp not null,  -- UTC
+    source varchar not null,        -- graph_api | demo | import
+    status varchar not null,        -- ok | not_found | not_business | error
+    error_code integer,
+    error_subcode integer,
+    error_message varchar,
+    account_id varchar,
+    username varchar,
+    account_name varchar,
+    followers_count bigint,
+    follows_count bigint,
+    media_count bigint,
+    media_returned integer,
+    loaded_at timestamp not null
+);
+create table if not exists raw.media (
+    month date not null,
+    file varchar not null,
+    line integer not null,
+    handle varchar not null,
+    fetched_at timestamp not null,   -- of the snapshot that returned the media
+    media_id varchar not null,
+    posted_at timestamp not null,    -- UTC
+    media_type varchar,
+    media_product_type varchar,
+    like_count bigint not null,
+    comments_count bigint not null,
+    permalink varchar
+);
+create table if not exists raw.rejected_lines (
+    month date not null,
+    file varchar not null,
+    line integer not null,           -- 0 when the whole file is unreadable
+    reason varchar not null,
+    raw_line varchar,
+    rejected_at timestamp not null
+);
+create table if not exists raw.load_files (
+    month date not null,
+    file varchar not null,
+    bytes bigint,
+    lines integer,
+    loaded integer,
+    rejected integer,
+    loaded_at timestamp not null
+);
+create table if not exists raw.accounts (
+    handle varchar not null,
+    territory_id varchar not null,
+    source_url varchar,
+    checked_on varchar,
+    registry_file varchar not null,
+    registry_line integer not null,
+    loaded_at timestamp not null
+);
+create table if not exists raw.rejected_accounts (
+    registry_file varchar not null,
+    registry_line integer not null,
+    raw_row varchar,
+    reason varchar not null,
+    rejected_at timestamp not null
+);
+"""
+
+# Paths extracted once per line (one JSON parse for types, one for values).
+_FIELDS = [
+    ("handle", "$.handle"), ("fetched_at", "$.fetched_at"), ("source", "$.source"),
+    ("status", "$.status"), ("error", "$.error"), ("error_code", "$.error.code"),
+    ("error_subcode", "$.error.subcode"), ("error_message", "$.error.message"),
+    ("bd", "$.business_discovery"), ("account_id", "$.business_discovery.id"),
+    ("username", "$.business_discovery.username"), ("account_name", "$.business_discovery.name"),
+    ("followers_count", "$.business_discovery.followers_count"),
+    ("follows_count", "$.business_discovery.follows_count"),
+    ("media_count", "$.business_discovery.media_count"),
+    ("media_data", "$.business_discovery.media.data"),
+]
+_INT_TYPES = "('UBIGINT', 'BIGINT')"
+_TZ_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
+@dataclass
+class MonthLoad:
+    month: dt.date
+    files: int = 0
+    lines: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    media: int = 0
+
+
+@dataclass
+class LoadResult:
+    months: list[MonthLoad] = field(default_factory=list)
+    rejected_samples: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        return sum(x.loaded for x in self.months)
+
+    @property
+    def rejected(self) -> int:
+        return sum(x.rejected for x in self.months)
+
+    @property
+    def media(self) -> int:
+        return sum(x.media for x in self.months)
+
+    @property
+    def lines(self) -> int:
+        return sum(x.lines for x in self.months)
+
+
+def month_files(landing_dir: Path, month: dt.date) -> list[Path]:
+    folder = Path(landing_dir) / m.month_key(month)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and (p.name.endswith(".ndjson") or p.name.endswith(".ndjson.gz")))
+
+
+def _gunzip(src: Path, dest_dir: Path) -> tuple[Path | None, str | None]:
+    """Decompress to a temp file; (None, reason) when the file is not valid gzip."""
+    dest = dest_dir / (src.name[:-3] + f".{abs(hash(str(src)))}")
+    try:
+        with gzip.open(src, "rb") as fin, open(dest, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    except (OSError, EOFError, zlib.error) as exc:
+        return None, f"not a valid gzip file: {exc}"
+    return dest, None
+
+
+def ensure_schema(con) -> None:
+    con.execute(DDL)
+
+
+def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
+                now: dt.datetime | None = None) -> LoadResult:
+    """Replace the raw rows of `months` with what their landing folders hold now."""
+    landing_dir = Path(landing_dir)
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    result = LoadResult()
+    with tempfile.TemporaryDirectory(prefix="obs-load-") as tmp, connect(warehouse) as con:
+        ensure_schema(con)
+        files: list[tuple[str, dt.date, str, int]] = []   # (path to read, month, rel name, bytes)
+        file_errors: list[tuple[dt.date, str, str]] = []
+        for month in months:
+            for path in month_files(landing_dir, month):
+                rel = str(path.relative_to(landing_dir))
+                readable = path
+                if path.name.endswith(".gz"):
+                    readable, err = _gunzip(path, Path(tmp))
+                    if err:
+                        file_errors.append((month, rel, err))
+                        continue
+                files.append((str(readable), month, rel, path.stat().st_size))
+        con.execute("begin transaction")
+        try:
+            _stage_lines(con, files, file_errors, now)
+            con.execute("delete from raw.snapshots where month = any($1)", [months])
+            con.execute("delete from raw.media where month = any($1)", [months])
+            con.execute("delete from raw.rejected_lines where month = any($1)", [months])
+            con.execute("delete from raw.load_files where month = any($1)", [months])
+            _insert(con, now)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        stats = {r[0]: r[1:] for r in con.execute("""
+            select month, count(distinct file), sum(lines), sum(loaded), sum(rejected)
+            from raw.load_files where month = any($1) group by month""", [months]).fetchall()}
+        media = dict(con.execute("""select month, count(*) from raw.media
+            where month = any($1) group by month""", [months]).fetchall())
+        for month in months:
+            f, lines, loaded, rejected = stats.get(month, (0, 0, 0, 0))
+            result.months.append(MonthLoad(month, int(f or 0), int(lines or 0), int(loaded or 0),
+                                           int(rejected or 0), int(media.get(month, 0))))
+        result.rejected_samples = [tuple(r) for r in con.execute("""
+            select file, line, reason from raw.rejected_lines where month = any($1)
+            order by file, line limit 20""", [months]).fetchall()]
+    return result
+
+
+def _stage_lines(con, files, file_errors, now) -> None:
+    con.execute("create or replace temp table _files (path varchar, month date, file varchar, bytes bigint)")
+    if files:
+        con.executemany("insert into _files values (?, ?, ?, ?)", files)
+    con.execute("create or replace temp table _file_errors (month date, file varchar, reason varchar)")
+    if file_errors:
+        con.executemany("insert into _file_errors values (?, ?, ?)", file_errors)
+    paths = [f[0] for f in files]
+    if paths:
+        con.execute("""
+            create or replace temp table _lines as
+            select f.month, f.file, s.line, rtrim(s.raw, chr(13)) as raw
+            from (
+                select filename,
+                       unnest(generate_series(1, len(parts))) as line,
+                       unnest(parts) as raw
+                from (select filename, string_split(content, chr(10)) as parts
+                      from read_text($1))
+            ) s join _files f on f.path = s.filename
+            where trim(rtrim(s.raw, chr(13))) <> ''
+        """, [paths])
+    else:
+        con.execute("create or replace temp table _lines (month date, file varchar, line integer, raw varchar)")
+
+    names = [n for n, _ in _FIELDS]
+    path_list = "[" + ", ".join(f"'{p}'" for _, p in _FIELDS) + "]"
+    types = ", ".join(f"t[{i + 1}] as t_{n}" for i, n in enumerate(names))
+    values = ", ".join(f"v[{i + 1}] as {n}" for i, n in enumerate(names))
+    con.execute(f"""
+        create or replace temp table _parsed as
+        with valid as (
+            select *, json_valid(raw) as is_json from _lines
+        ), typed as (
+            select month, file, line, raw, is_json,
+                   case when is_json then json_type(raw::json) end as t_root,
+                   case when is_json then json_type(raw::json, {path_list}) end as t,
+                   case when is_json then json_extract_string(raw::json, {path_list}) end as v,
+                   case when is_json then json_extract(raw::json, '$.business_discovery.media.data') end as media_json
+            from valid
+        )
+        select month, file, line, raw, is_json, t_root, {types}, {values}, media_json
+        from typed
+    """)
+    # Media items, one row each, with their own type checks.
+    con.execute("""
+        create or replace temp table _media as
+        with items as (
+            select month, file, line,
+                   unnest(json_extract(media_json, '$[*]')) as item
+            from _parsed
+            where t_root = 'OBJECT' and t_media_data = 'ARRAY'
+        ), fields as (
+            select month, file, line, item,
+                   json_type(item) as t_item,
+                   json_type(item, ['$.id', '$.timestamp', '$.like_count', '$.comments_count']) as t,
+                   json_extract_string(item, ['$.id', '$.timestamp', '$.media_type',
+                       '$.media_product_type', '$.like_count', '$.comments_count', '$.permalink']) as v
+            from items
+        )
+        select month, file, line, t_item,
+               t[1] as t_id, t[2] as t_ts, t[3] as t_likes, t[4] as t_comments,
+               v[1] as media_id, v[2] as ts_raw, v[3] as media_type, v[4] as media_product_type,
+               v[5] as likes_raw, v[6] as comments_raw, v[7] as permalink,
+               case when regexp_matches(v[2], '""" + _TZ_RE + """')
+                    then timezone('UTC', try_cast(v[2] as timestamptz)) end as posted_at
+        from fields
+    """)
+    con.execute(f"""
+        create or replace temp table _media_problems as
+        select month, file, line, min(problem) as problem from (
+            select month, file, line,
+                case
+                    when t_item is distinct from 'OBJECT' then 'media item is not an object'
+                    when t_id is null or t_id not in ('VARCHAR', 'UBIGINT', 'BIGINT') then 'media item without id'
+                    when posted_at is null then 'media ' || media_id || ': timestamp ' || coalesce('"' || ts_raw || '"', 'missing') || ' is not an ISO time with time zone'
+                    when t_likes is not null and t_likes not in {_INT_TYPES} then 'media ' || media_id || ': like_count is not an integer: ' || coalesce(likes_raw, 'null')
+                    when t_comments is not null and t_comments not in {_INT_TYPES} then 'media ' || media_id || ': comments_count is not an integer: ' || coalesce(comments_raw, 'null')
+                    when try_cast(likes_raw as bigint) < 0 or try_cast(comments_raw as bigint) < 0 then 'media ' || media_id || ': negative count'
+                    when try_cast(likes_raw as hugeint) > {MAX_COUNT} or try_cast(comments_raw as hugeint) > {MAX_COUNT} then 'media ' || media_id || ': absurd count (> 1e9)'
+                end as problem
+            from _media
+        ) where problem is not null
+        group by all
+    """)
+    int_checks = []
+    for col in ("followers_count", "follows_count", "media_count"):
+        int_checks.append(
+            f"when status = 'ok' and (t_{col} is null or t_{col} not in {_INT_TYPES}) "
+            f"then '{col} is not an integer: ' || coalesce({col}, 'missing')")
+        int_checks.append(
+            f"when status = 'ok' and try_cast({col} as hugeint) < 0 then '{col} is negative: ' || {col}")
+        int_checks.append(
+            f"when status = 'ok' and try_cast({col} as hugeint) > {MAX_COUNT} "
+            f"then '{col} is absurd (> 1e9): ' || {col}")
+    int_checks_sql = "\n                ".join(int_checks)
+    con.execute(f"""
+        create or replace temp table _checked as
+        with ts as (
+            select p.*,
+                   case when regexp_matches(fetched_at, '{_TZ_RE}')
+                        then timezone('UTC', try_cast(fetched_at as timestamptz)) end as fetched_utc,
+                   lower(trim(ltrim(handle, '@'))) as handle_norm
+            from _parsed p
+        ), reasons as (
+            select ts.*, mp.problem as media_problem,
+            case
+                when not is_json then 'invalid JSON' || case when not ends_with(rtrim(raw), chr(125)) then ' (truncated line?)' else '' end
+                when t_root <> 'OBJECT' then 'not a JSON object'
+                when t_handle is null then 'missing field handle'
+                when t_handle <> 'VARCHAR' then 'handle is not a string'
+                when not regexp_matches(handle_norm, '^[a-z0-9._]{{1,30}}$') then 'invalid handle "' || handle || '"'
+                when t_fetched_at is null then 'missing field fetched_at'
+                when t_fetched_at <> 'VARCHAR' then 'fetched_at is not a string'
+                when not regexp_matches(fetched_at, '{_TZ_RE}') then 'fetched_at "' || fetched_at || '" has no time zone or is not an ISO time'
+                when fetched_utc is null then 'fetched_at "' || fetched_at || '" is not a valid time'
+                when fetched_utc < month or fetched_utc >= month + interval 1 month
+                    then 'fetched_at ' || strftime(fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ' is outside the month folder ' || strftime(month, '%Y-%m')
+                when fetched_utc > $now + {FUTURE_TOLERANCE} then 'fetched_at ' || strftime(fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ' is in the future'
+                when t_source is null then 'missing field source'
+                when source not in ('graph_api', 'demo', 'import') then 'unknown source "' || source || '"'
+                when t_status is null then 'missing field status'
+                when status not in ('ok', 'not_found', 'not_business', 'error') then 'unknown status "' || status || '"'
+                when status = 'ok' and t_bd is distinct from 'OBJECT' then 'status ok without a business_discovery object'
+                {int_checks_sql}
+                when status = 'ok' and t_media_data is not null and t_media_data <> 'ARRAY' then 'business_discovery.media.data is not a list'
+                when mp.problem is not null then mp.problem
+                when t_error_code is not null and t_error_code not in {_INT_TYPES} then 'error.code is not an integer'
+            end as reason
+            from ts left join _media_problems mp using (month, file, line)
+        )
+        select *,
+               -- later duplicates of the same snapshot are rejected, the first one is kept
+               case when reason is null then row_number() over (
+                   partition by (reason is null), handle_norm, fetched_utc order by file, line) end as dup_rank,
+               case when reason is null then first_value(file || ':' || line) over (
+                   partition by (reason is null), handle_norm, fetched_utc order by file, line) end as first_seen
+        from reasons
+    """, {"now": now})
+    con.execute("""
+        create or replace temp table _checked2 as
+        select * replace (
+            case when reason is null and dup_rank > 1
+                 then 'duplicate snapshot of ' || handle_norm || ' at ' || strftime(fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ' (first at ' || first_seen || ')'
+                 else reason end as reason)
+        from _checked
+    """)
+    # Media at most 1 h after the snapshot is clock skew; later is inconsistent data.
+    con.execute(f"""
+        update _checked2 c set reason = 'media ' || x.media_id || ' posted at ' || strftime(x.posted_at, '%Y-%m-%dT%H:%M:%SZ') || ' after the snapshot (fetched_at ' || strftime(c.fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ')'
+        from (
+            select md.month, md.file, md.line, min(md.media_id) as media_id, max(md.posted_at) as posted_at
+            from _media md join _checked2 k using (month, file, line)
+            where k.reason is null and md.posted_at > k.fetched_utc + {MEDIA_AFTER_SNAPSHOT_TOLERANCE}
+            group by all
+        ) x
+        where c.month = x.month and c.file = x.file and c.line = x.line
+    """)
+
+
+def _insert(con, now) -> None:
+    con.execute("""
+        insert into raw.snapshots
+        select month, file, line, handle_norm, fetched_utc, source, status,
+               try_cast(error_code as integer), try_cast(error_subcode as integer), error_message,
+               account_id, username, account_name,
+               try_cast(followers_count as bigint), try_cast(follows_count as bigint),
+               try_cast(media_count as bigint),
+               case when t_media_data = 'ARRAY' then json_array_length(media_json) end,
+               $now
+        from _checked2 where reason is null
+        order by month, handle_norm, fetched_utc
+    """, {"now": now})
+    con.execute("""
+        insert into raw.media
+        select md.month, md.file, md.line, c.handle_norm, c.fetched_utc, md.media_id, md.posted_at,
+               md.media_type, md.media_product_type,
+               coalesce(try_cast(md.likes_raw as bigint), 0), coalesce(try_cast(md.comments_raw as bigint), 0),
+               md.permalink
+        from _media md join _checked2 c using (month, file, line)
+        where c.reason is null
+        -- the same media twice (pages overlapping) counts once
+        qualify row_number() over (partition by md.month, md.file, md.line, md.media_id order by md.posted_at) = 1
+        order by md.month, c.handle_norm, c.fetched_utc
+    """)
+    con.execute("""
+        insert into raw.rejected_lines
+        select month, file, line, reason, raw, $now from _checked2 where reason is not null
+        union all
+        select month, file, 0, reason, null, $now from _file_errors
+    """, {"now": now})
+    con.execute("""
+        insert into raw.load_files
+        select f.month, f.file, f.bytes, coalesce(c.lines, 0), coalesce(c.loaded, 0),
+               coalesce(c.rejected, 0), $now
+        from _files f left join (
+            select file, count(*) as lines, count(*) filter (where reason is null) as loaded,
+                   count(*) filter (where reason is not null) as rejected
+            from _checked2 group by file
+        ) c using (file)
+        union all
+        select month, file, null, 0, 0, 1, $now from _file_errors
+    """, {"now": now})
+
+
+def load_registry(warehouse: Path, accounts_file: Path, known_territories: frozenset[str],
+                  now: dt.datetime | None = None) -> tuple[int, list[RejectedRow]]:
+    """Replace raw.accounts with the valid rows of the registry; record the rejected ones."""
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    accounts, rejected = read_registry(Path(accounts_file), known_territories)
+    name = Path(accounts_file).name
+    with connect(warehouse) as con:
+        ensure_schema(con)
+        con.execute("begin transaction")
+        try:
+            con.execute("delete from raw.accounts")
+            con.execute("delete from raw.rejected_accounts")
+            if accounts:  # bulk insert through Arrow: registries can hold 36 000 rows
+                table = pa.table({
+                    "handle": [a.handle for a in accounts],
+                    "territory_id": [a.territory_id for a in accounts],
+                    "source_url": [a.source_url for a in accounts],
+                    "checked_on": [a.checked_on for a in accounts],
+                    "registry_file": [name] * len(accounts),
+                    "registry_line": pa.array([a.line for a in accounts], pa.int32()),
+                    "loaded_at": [now] * len(accounts),
+                })
+                con.register("_accounts", table)
+                con.execute("insert into raw.accounts select * from _accounts")
+                con.unregister("_accounts")
+            if rejected:
+                con.executemany("insert into raw.rejected_accounts values (?, ?, ?, ?, ?)", [
+                    (name, r.line, r.raw, r.reason, now) for r in rejected])
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    return len(accounts), rejected

@@ -1,0 +1,106 @@
+"""The accounts registry (SPEC §3): which Instagram handle speaks for which territory.
+
+Pure functions: parsing never raises on a bad row; each bad row is returned with its line
+number and the reason, the good rows go on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+HANDLE_RE = re.compile(r"^[a-z0-9._]{1,30}$")
+REQUIRED_COLUMNS = ("handle", "territory_id")
+
+
+@dataclass(frozen=True)
+class Account:
+    handle: str
+    territory_id: str
+    source_url: str = ""
+    checked_on: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    line: int
+    raw: str
+    reason: str
+
+
+def normalize_handle(text: str) -> str:
+    """Lower-case, without '@' and surrounding spaces (no other repair: a bad handle stays bad)."""
+    return (text or "").strip().lstrip("@").lower()
+
+
+def is_valid_handle(handle: str) -> bool:
+    return bool(HANDLE_RE.match(handle or ""))
+
+
+def _sniff_delimiter(header: str) -> str:
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def parse_registry(text: str, known_territories: set[str] | frozenset[str],
+                   name: str = "registry") -> tuple[list[Account], list[RejectedRow]]:
+    """Parse registry CSV text (BOM, CRLF and ';' tolerated).
+
+    Returns the valid accounts and the rejected rows, each with its 1-based file line.
+    """
+    text = text.lstrip("\ufeff")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise ValueError(f"{name}: empty registry (expected a header handle,territory_id,…)")
+    delimiter = _sniff_delimiter(lines[0])
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
+    header = [h.strip().lower() for h in next(reader)]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {', '.join(missing)} in header {header}")
+    idx = {c: header.index(c) for c in header}
+    accounts: list[Account] = []
+    rejected: list[RejectedRow] = []
+    seen_territory: dict[str, int] = {}
+    seen_handle: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        raw = delimiter.join(row)
+        if not any(cell.strip() for cell in row):
+            continue
+
+        def cell(col: str) -> str:
+            i = idx.get(col)
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        original = cell("handle")
+        handle = normalize_handle(original)
+        territory = cell("territory_id")
+        if not is_valid_handle(handle):
+            reason = (f"{name} line {line}: invalid handle {original!r} "
+                      "(expected 1-30 characters among a-z 0-9 . _)")
+        elif territory not in known_territories:
+            reason = f"{name} line {line}: unknown territory_id {territory!r} for handle {handle!r}"
+        elif territory in seen_territory:
+            reason = (f"{name} line {line}: territory {territory} already has an account "
+                      f"(line {seen_territory[territory]}); {handle!r} ignored")
+        elif handle in seen_handle:
+            reason = (f"{name} line {line}: handle {handle!r} already registered "
+                      f"(line {seen_handle[handle]})")
+        else:
+            seen_territory[territory] = line
+            seen_handle[handle] = line
+            accounts.append(Account(handle, territory, cell("source_url"), cell("checked_on"), line))
+            continue
+        rejected.append(RejectedRow(line, raw, reason))
+    return accounts, rejected
+
+
+def read_registry(path: Path, known_territories: set[str] | frozenset[str]
+                  ) -> tuple[list[Account], list[RejectedRow]]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"accounts registry not found: {path}")
+    return parse_registry(path.read_text(encoding="utf-8-sig"), known_territories, name=path.name)

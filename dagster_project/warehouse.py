@@ -1,0 +1,51 @@
+"""The DuckDB warehouse: short-lived connections and the analysts' published copy.
+
+Connections are opened inside a step and closed before anything else (dbt) opens the file:
+DuckDB allows one read-write process per file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+
+@contextlib.contextmanager
+def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def publish(warehouse: Path, published: Path) -> Path:
+    """Copy the warehouse to `published` atomically: readers see the old or the new file.
+
+    A reader holding the old file open keeps reading its (unlinked) inode on POSIX.
+    """
+    warehouse, published = Path(warehouse), Path(published)
+    with connect(warehouse) as con:  # fold the WAL into the file before copying it
+        con.execute("checkpoint")
+    published.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".warehouse-", suffix=".tmp", dir=published.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(warehouse, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, published)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return published
