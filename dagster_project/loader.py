@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import shutil
 import tempfile
 import zlib
@@ -96,18 +97,34 @@ create table if not exists raw.rejected_accounts (
 );
 """
 
-# Paths extracted once per line (one JSON parse for types, one for values).
-_FIELDS = [
-    ("handle", "$.handle"), ("fetched_at", "$.fetched_at"), ("source", "$.source"),
-    ("status", "$.status"), ("error", "$.error"), ("error_code", "$.error.code"),
-    ("error_subcode", "$.error.subcode"), ("error_message", "$.error.message"),
-    ("bd", "$.business_discovery"), ("account_id", "$.business_discovery.id"),
-    ("username", "$.business_discovery.username"), ("account_name", "$.business_discovery.name"),
-    ("followers_count", "$.business_discovery.followers_count"),
-    ("follows_count", "$.business_discovery.follows_count"),
-    ("media_count", "$.business_discovery.media_count"),
-    ("media_data", "$.business_discovery.media.data"),
-]
+_J = "JSON"
+_LINE_STRUCTURE = json.dumps({
+    "handle": _J, "fetched_at": _J, "source": _J, "status": _J,
+    "error": {"code": _J, "subcode": _J, "message": _J},
+    "business_discovery": {
+        "id": _J, "username": _J, "name": _J, "followers_count": _J, "follows_count": _J,
+        "media_count": _J,
+        "media": {"data": [{k: _J for k in ("id", "timestamp", "media_type", "media_product_type",
+                                             "like_count", "comments_count", "permalink")}]},
+    },
+})
+# Type and text of a JSON fragment (from_json leaves typed "JSON"; JSON null arrives as NULL).
+_MACROS = r"""
+create or replace temp macro _jtype_text(f) as case
+    when f is null then null
+    when f[1] = '"' then 'VARCHAR'
+    when regexp_matches(f, '^-?[0-9]+$') then (case when f[1] = '-' then 'BIGINT' else 'UBIGINT' end)
+    when f[1] = '{' then 'OBJECT'
+    when f[1] = '[' then 'ARRAY'
+    when f in ('true', 'false') then 'BOOLEAN'
+    else 'DOUBLE' end;
+create or replace temp macro _jstr_text(f) as case
+    when f is null then null
+    when f[1] = '"' then (case when contains(f, '\') then json_extract_string(f, '$') else f[2:-2] end)
+    else f end;
+create or replace temp macro _jtype(j) as _jtype_text(j::varchar);
+create or replace temp macro _jstr(j) as _jstr_text(j::varchar);
+"""
 _INT_TYPES = "('UBIGINT', 'BIGINT')"
 _TZ_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$"
 
@@ -163,6 +180,26 @@ def _gunzip(src: Path, dest_dir: Path) -> tuple[Path | None, str | None]:
     return dest, None
 
 
+def _chunks(files, file_errors, budget: int = 64 << 20):
+    """Group files into chunks of whole months of about `budget` bytes."""
+    by_month: dict[dt.date, list] = {}
+    for f in files:
+        by_month.setdefault(f[1], []).append(f)
+    errors_by_month: dict[dt.date, list] = {}
+    for e in file_errors:
+        errors_by_month.setdefault(e[0], []).append(e)
+    chunk, errs, size = [], [], 0
+    for month in sorted(set(by_month) | set(errors_by_month)):
+        chunk += by_month.get(month, [])
+        errs += errors_by_month.get(month, [])
+        size += sum(f[3] for f in by_month.get(month, []))
+        if size >= budget:
+            yield chunk, errs
+            chunk, errs, size = [], [], 0
+    if chunk or errs:
+        yield chunk, errs
+
+
 def ensure_schema(con) -> None:
     con.execute(DDL)
 
@@ -189,12 +226,15 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
                 files.append((str(readable), month, rel, path.stat().st_size))
         con.execute("begin transaction")
         try:
-            _stage_lines(con, files, file_errors, now)
             con.execute("delete from raw.snapshots where month = any($1)", [months])
             con.execute("delete from raw.media where month = any($1)", [months])
             con.execute("delete from raw.rejected_lines where month = any($1)", [months])
             con.execute("delete from raw.load_files where month = any($1)", [months])
-            _insert(con, now)
+            # Chunks of ~64 MB keep memory flat whatever the range (duplicates are
+            # detected within a month, and a month is never split).
+            for chunk_files, chunk_errors in _chunks(files, file_errors):
+                _stage_lines(con, chunk_files, chunk_errors, now)
+                _insert(con, now)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -215,6 +255,8 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
 
 
 def _stage_lines(con, files, file_errors, now) -> None:
+    """Validate one chunk of files into slim temp tables (the raw text stays in `_lines`)."""
+    con.execute(_MACROS)
     con.execute("create or replace temp table _files (path varchar, month date, file varchar, bytes bigint)")
     if files:
         con.executemany("insert into _files values (?, ?, ?, ?)", files)
@@ -225,7 +267,7 @@ def _stage_lines(con, files, file_errors, now) -> None:
     if paths:
         con.execute("""
             create or replace temp table _lines as
-            select f.month, f.file, s.line, rtrim(s.raw, chr(13)) as raw
+            select f.month, f.file, s.line, s.raw
             from (
                 select filename,
                        unnest(generate_series(1, len(parts))) as line,
@@ -233,53 +275,60 @@ def _stage_lines(con, files, file_errors, now) -> None:
                 from (select filename, string_split(content, chr(10)) as parts
                       from read_text($1))
             ) s join _files f on f.path = s.filename
-            where trim(rtrim(s.raw, chr(13))) <> ''
+            -- blank lines are skipped (a trailing CR of CRLF files is JSON whitespace);
+            -- trim() is only evaluated on short lines: it is slow on long strings
+            where not (length(s.raw) <= 16 and trim(s.raw) = '')
         """, [paths])
     else:
         con.execute("create or replace temp table _lines (month date, file varchar, line integer, raw varchar)")
 
-    names = [n for n, _ in _FIELDS]
-    path_list = "[" + ", ".join(f"'{p}'" for _, p in _FIELDS) + "]"
-    types = ", ".join(f"t[{i + 1}] as t_{n}" for i, n in enumerate(names))
-    values = ", ".join(f"v[{i + 1}] as {n}" for i, n in enumerate(names))
+    # One JSON parse per line: from_json into a struct whose leaves are raw JSON fragments,
+    # so each field's type can still be checked ("15k" is a string, not a count).
+    con.execute(f"""
+        create or replace temp table _doc as
+        select month, file, line, is_json, is_object,
+               case when is_object then from_json(raw, '{_LINE_STRUCTURE}') end as d,
+               case when not is_json then ends_with(rtrim(raw), chr(125)) end as ends_with_brace
+        from (
+            select month, file, line, raw, json_valid(raw) as is_json,
+                   is_json and regexp_matches(raw, '^\\s*\\{{') as is_object
+            from _lines
+        )
+    """)
+    fields = {
+        "handle": "d.handle", "fetched_at": "d.fetched_at", "source": "d.source",
+        "status": "d.status", "error_code": "d.error.code", "error_subcode": "d.error.subcode",
+        "error_message": "d.error.message", "account_id": "d.business_discovery.id",
+        "username": "d.business_discovery.username", "account_name": "d.business_discovery.name",
+        "followers_count": "d.business_discovery.followers_count",
+        "follows_count": "d.business_discovery.follows_count",
+        "media_count": "d.business_discovery.media_count",
+    }
+    cols = ",\n".join(f"_jtype({e}) as t_{n}, _jstr({e}) as {n}" for n, e in fields.items())
     con.execute(f"""
         create or replace temp table _parsed as
-        with valid as (
-            select *, json_valid(raw) as is_json from _lines
-        ), typed as (
-            select month, file, line, raw, is_json,
-                   case when is_json then json_type(raw::json) end as t_root,
-                   case when is_json then json_type(raw::json, {path_list}) end as t,
-                   case when is_json then json_extract_string(raw::json, {path_list}) end as v,
-                   case when is_json then json_extract(raw::json, '$.business_discovery.media.data') end as media_json
-            from valid
-        )
-        select month, file, line, raw, is_json, t_root, {types}, {values}, media_json
-        from typed
+        select month, file, line, is_json, ends_with_brace,
+               case when is_object then 'OBJECT' when is_json then 'OTHER' end as t_root,
+               case when d.business_discovery is not null then 'OBJECT' end as t_bd,
+               {cols}
+        from _doc
     """)
-    # Media items, one row each, with their own type checks.
-    con.execute("""
+    con.execute(f"""
         create or replace temp table _media as
-        with items as (
-            select month, file, line,
-                   unnest(json_extract(media_json, '$[*]')) as item
-            from _parsed
-            where t_root = 'OBJECT' and t_media_data = 'ARRAY'
-        ), fields as (
-            select month, file, line, item,
-                   json_type(item) as t_item,
-                   json_type(item, ['$.id', '$.timestamp', '$.like_count', '$.comments_count']) as t,
-                   json_extract_string(item, ['$.id', '$.timestamp', '$.media_type',
-                       '$.media_product_type', '$.like_count', '$.comments_count', '$.permalink']) as v
-            from items
+        select month, file, line,
+               case when item.id is null and item.timestamp is null then 'OTHER' else 'OBJECT' end as t_item,
+               _jtype(item.id) as t_id, _jtype(item.like_count) as t_likes,
+               _jtype(item.comments_count) as t_comments,
+               _jstr(item.id) as media_id, _jstr(item.timestamp) as ts_raw,
+               _jstr(item.media_type) as media_type, _jstr(item.media_product_type) as media_product_type,
+               _jstr(item.like_count) as likes_raw, _jstr(item.comments_count) as comments_raw,
+               _jstr(item.permalink) as permalink,
+               case when regexp_matches(_jstr(item.timestamp), '{_TZ_RE}')
+                    then timezone('UTC', try_cast(_jstr(item.timestamp) as timestamptz)) end as posted_at
+        from (
+            select month, file, line, unnest(d.business_discovery.media.data) as item
+            from _doc where d.business_discovery.media.data is not null
         )
-        select month, file, line, t_item,
-               t[1] as t_id, t[2] as t_ts, t[3] as t_likes, t[4] as t_comments,
-               v[1] as media_id, v[2] as ts_raw, v[3] as media_type, v[4] as media_product_type,
-               v[5] as likes_raw, v[6] as comments_raw, v[7] as permalink,
-               case when regexp_matches(v[2], '""" + _TZ_RE + """')
-                    then timezone('UTC', try_cast(v[2] as timestamptz)) end as posted_at
-        from fields
     """)
     con.execute(f"""
         create or replace temp table _media_problems as
@@ -315,12 +364,12 @@ def _stage_lines(con, files, file_errors, now) -> None:
             select p.*,
                    case when regexp_matches(fetched_at, '{_TZ_RE}')
                         then timezone('UTC', try_cast(fetched_at as timestamptz)) end as fetched_utc,
-                   lower(trim(ltrim(handle, '@'))) as handle_norm
+                   lower(trim(ltrim(trim(handle), '@'))) as handle_norm
             from _parsed p
-        ), reasons as (
-            select ts.*, mp.problem as media_problem,
+        )
+        select ts.*,
             case
-                when not is_json then 'invalid JSON' || case when not ends_with(rtrim(raw), chr(125)) then ' (truncated line?)' else '' end
+                when not is_json then 'invalid JSON' || case when not ends_with_brace then ' (truncated line?)' else '' end
                 when t_root <> 'OBJECT' then 'not a JSON object'
                 when t_handle is null then 'missing field handle'
                 when t_handle <> 'VARCHAR' then 'handle is not a string'
@@ -338,34 +387,33 @@ def _stage_lines(con, files, file_errors, now) -> None:
                 when status not in ('ok', 'not_found', 'not_business', 'error') then 'unknown status "' || status || '"'
                 when status = 'ok' and t_bd is distinct from 'OBJECT' then 'status ok without a business_discovery object'
                 {int_checks_sql}
-                when status = 'ok' and t_media_data is not null and t_media_data <> 'ARRAY' then 'business_discovery.media.data is not a list'
                 when mp.problem is not null then mp.problem
                 when t_error_code is not null and t_error_code not in {_INT_TYPES} then 'error.code is not an integer'
             end as reason
-            from ts left join _media_problems mp using (month, file, line)
-        )
-        select *,
-               -- later duplicates of the same snapshot are rejected, the first one is kept
-               case when reason is null then row_number() over (
-                   partition by (reason is null), handle_norm, fetched_utc order by file, line) end as dup_rank,
-               case when reason is null then first_value(file || ':' || line) over (
-                   partition by (reason is null), handle_norm, fetched_utc order by file, line) end as first_seen
-        from reasons
+        from ts left join _media_problems mp using (month, file, line)
     """, {"now": now})
+    # Later copies of the same snapshot (handle, fetched_at) are rejected; the first stays.
     con.execute("""
-        create or replace temp table _checked2 as
-        select * replace (
-            case when reason is null and dup_rank > 1
-                 then 'duplicate snapshot of ' || handle_norm || ' at ' || strftime(fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ' (first at ' || first_seen || ')'
-                 else reason end as reason)
-        from _checked
+        update _checked c
+        set reason = 'duplicate snapshot of ' || c.handle_norm || ' at '
+                     || strftime(c.fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ' (first at ' || d.first_seen || ')'
+        from (
+            select month, file, line, first_seen from (
+                select month, file, line,
+                       row_number() over w as n,
+                       first_value(file || ':' || line) over w as first_seen
+                from _checked where reason is null
+                window w as (partition by handle_norm, fetched_utc order by file, line)
+            ) where n > 1
+        ) d
+        where c.month = d.month and c.file = d.file and c.line = d.line
     """)
     # Media at most 1 h after the snapshot is clock skew; later is inconsistent data.
     con.execute(f"""
-        update _checked2 c set reason = 'media ' || x.media_id || ' posted at ' || strftime(x.posted_at, '%Y-%m-%dT%H:%M:%SZ') || ' after the snapshot (fetched_at ' || strftime(c.fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ')'
+        update _checked c set reason = 'media ' || x.media_id || ' posted at ' || strftime(x.posted_at, '%Y-%m-%dT%H:%M:%SZ') || ' after the snapshot (fetched_at ' || strftime(c.fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ')'
         from (
             select md.month, md.file, md.line, min(md.media_id) as media_id, max(md.posted_at) as posted_at
-            from _media md join _checked2 k using (month, file, line)
+            from _media md join _checked k using (month, file, line)
             where k.reason is null and md.posted_at > k.fetched_utc + {MEDIA_AFTER_SNAPSHOT_TOLERANCE}
             group by all
         ) x
@@ -381,9 +429,11 @@ def _insert(con, now) -> None:
                account_id, username, account_name,
                try_cast(followers_count as bigint), try_cast(follows_count as bigint),
                try_cast(media_count as bigint),
-               case when t_media_data = 'ARRAY' then json_array_length(media_json) end,
+               case when status = 'ok' then coalesce(n.media, 0) end,
                $now
-        from _checked2 where reason is null
+        from _checked c left join (select month, file, line, count(*) as media from _media group by all) n
+            using (month, file, line)
+        where reason is null
         order by month, handle_norm, fetched_utc
     """, {"now": now})
     con.execute("""
@@ -392,15 +442,16 @@ def _insert(con, now) -> None:
                md.media_type, md.media_product_type,
                coalesce(try_cast(md.likes_raw as bigint), 0), coalesce(try_cast(md.comments_raw as bigint), 0),
                md.permalink
-        from _media md join _checked2 c using (month, file, line)
+        from _media md join _checked c using (month, file, line)
         where c.reason is null
         -- the same media twice (pages overlapping) counts once
         qualify row_number() over (partition by md.month, md.file, md.line, md.media_id order by md.posted_at) = 1
-        order by md.month, c.handle_norm, c.fetched_utc
     """)
     con.execute("""
         insert into raw.rejected_lines
-        select month, file, line, reason, raw, $now from _checked2 where reason is not null
+        select c.month, c.file, c.line, c.reason, l.raw, $now
+        from _checked c join _lines l using (month, file, line)
+        where c.reason is not null
         union all
         select month, file, 0, reason, null, $now from _file_errors
     """, {"now": now})
@@ -411,7 +462,7 @@ def _insert(con, now) -> None:
         from _files f left join (
             select file, count(*) as lines, count(*) filter (where reason is null) as loaded,
                    count(*) filter (where reason is not null) as rejected
-            from _checked2 group by file
+            from _checked group by file
         ) c using (file)
         union all
         select month, file, null, 0, 0, 1, $now from _file_errors

@@ -21,3 +21,52 @@ def territory_ids(seeds_dir: Path = SEEDS_DIR) -> frozenset[str]:
     ids |= {f"epci:{r['siren']}" for r in _rows("epci.csv", seeds_dir)}
     ids |= {f"commune:{r['code']}" for r in _rows("communes.csv", seeds_dir)}
     return frozenset(ids)
+
+
+TERRITORIES_SQL = """
+with communes as (
+    select code, name, code_departement, code_region, try_cast(population as bigint) as population
+    from read_csv($communes, all_varchar = true, header = true)
+), epci as (
+    select siren, name, type, try_cast(population as bigint) as population
+    from read_csv($epci, all_varchar = true, header = true)
+)
+select 'region:' || r.code as territory_id, 'region' as kind, r.name, 'region' as category,
+       (select sum(population) from communes c where c.code_region = r.code) as population
+from read_csv($regions, all_varchar = true, header = true) r
+union all
+select 'departement:' || d.code, 'departement', d.name, 'departement',
+       (select sum(population) from communes c where c.code_departement = d.code)
+from read_csv($departements, all_varchar = true, header = true) d
+union all
+select 'epci:' || siren, 'epci', name,
+       case when type in ('METRO', 'MET69') then 'metropole'
+            when type in ('CA', 'CU') then 'communaute_agglomeration'
+            else 'communaute_communes' end,
+       population
+from epci
+union all
+select 'commune:' || code, 'commune', name,
+       case when population >= 100000 then 'grande_ville'
+            when population >= 20000 then 'ville_moyenne'
+            else 'petite_ville' end,
+       population
+from communes
+order by territory_id
+"""
+
+
+def territories(seeds_dir: Path = SEEDS_DIR):
+    """All territories with kind, name, category and population, as an Arrow table.
+
+    Used by the demo simulator to decide who has an account; the warehouse's own
+    `marts.dim_territories` is built by dbt from the same files with the same rules.
+    """
+    import duckdb
+
+    seeds_dir = Path(seeds_dir)
+    with duckdb.connect() as con:
+        return con.sql(TERRITORIES_SQL, params={
+            "communes": str(seeds_dir / "communes.csv"), "epci": str(seeds_dir / "epci.csv"),
+            "regions": str(seeds_dir / "regions.csv"),
+            "departements": str(seeds_dir / "departements.csv")}).to_arrow_table()

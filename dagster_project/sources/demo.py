@@ -1,0 +1,338 @@
+"""Demo source: a deterministic, vectorised simulator of Instagram snapshots (SPEC §4).
+
+Everything it writes has `source = "demo"`, so the warehouse and the exports flag it.
+Same seed → byte-identical landing files, whatever the requested month range: each
+account's whole trajectory is drawn at once from the seed, then the requested months are
+cut out of it.
+
+What it reproduces (see README "Demo data"):
+- coverage by category: nearly every région / département / métropole / grande ville has
+  an account, a minority of petites villes (more likely the bigger the commune);
+- followers ∝ population with a heavy (log-normal) tail, growing over the years, with a
+  jump at the March 2020 lockdown;
+- posting cadence from a post a month to several a day; per-post engagement ≈ 1–5 %;
+- incidents: accounts deleted (`not_found` from some month on, like @latenareze after
+  July 2021), spells as a non-business account, occasional fetch errors (some with an
+  earlier successful snapshot in the month to fall back on).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from .. import months as m
+from ..reference import territories
+from ..registry import Account, read_registry
+from ..settings import SEEDS_DIR
+
+DEMO_SEED = 20171001
+DEMO_FILE = "demo.ndjson"
+LOCKDOWN = dt.date(2020, 3, 1)
+# Accounts that went dark in reality: handle → first month answered `not_found`.
+KNOWN_DELETIONS = {"latenareze": dt.date(2021, 8, 1)}
+
+# category → (coverage, median reach in 2026, median posts/day, median creation offset in months)
+PROFILE = {
+    "region": (1.00, 0.012, 0.9, -24),
+    "departement": (0.96, 0.05, 0.7, -18),
+    "metropole": (1.00, 0.02, 0.7, -12),
+    "communaute_agglomeration": (0.85, 0.012, 0.4, 6),
+    "communaute_communes": (0.50, 0.03, 0.3, 18),
+    "grande_ville": (1.00, 0.06, 0.9, -24),
+    "ville_moyenne": (0.80, 0.08, 0.5, 0),
+    "petite_ville": (None, 0.15, 0.25, 24),  # coverage grows with population, see _coverage
+}
+
+
+@dataclass(frozen=True)
+class SimResult:
+    months: int
+    accounts: int
+    snapshots: int
+    media: int
+    files: list[Path]
+
+
+def _coverage(category: np.ndarray, population: np.ndarray) -> np.ndarray:
+    cov = np.zeros(len(category))
+    for cat, (c, *_rest) in PROFILE.items():
+        if c is not None:
+            cov[category == cat] = c
+    small = category == "petite_ville"
+    cov[small] = np.clip(0.004 * np.power(np.maximum(population[small], 1), 0.35), 0, 0.6)
+    return cov
+
+
+def build_registry(real_accounts: list[Account], *, scale: bool = False,
+                   seed: int = DEMO_SEED, seeds_dir: Path = SEEDS_DIR) -> list[Account]:
+    """The demo registry: the real known accounts plus simulated ones (`demo.<kind>.<code>`).
+
+    `scale=True` gives every territory an account (≈ 36 000), for the benchmark.
+    """
+    terr = territories(seeds_dir)
+    ids = np.array(terr.column("territory_id").to_pylist())
+    cats = np.array(terr.column("category").to_pylist())
+    pop = np.array([p or 0 for p in terr.column("population").to_pylist()], dtype=float)
+    rng = np.random.default_rng([seed, 1])
+    draw = rng.random(len(ids))
+    chosen = np.ones(len(ids), bool) if scale else draw < _coverage(cats, pop)
+    real_by_territory = {a.territory_id: a for a in real_accounts}
+    out: list[Account] = []
+    for tid in ids[chosen | np.isin(ids, list(real_by_territory))]:
+        if tid in real_by_territory:
+            out.append(real_by_territory[tid])
+        else:
+            kind, code = tid.split(":", 1)
+            out.append(Account(f"demo.{kind}.{code.lower()}", tid, "", "simulated"))
+    return out
+
+
+def write_registry(accounts: list[Account], path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["handle", "territory_id", "source_url", "checked_on"])
+        for a in accounts:
+            w.writerow([a.handle, a.territory_id, a.source_url, a.checked_on])
+    os.replace(tmp, path)
+    return path
+
+
+def ensure_registry(path: Path, real_registry: Path, known: frozenset[str], *,
+                    scale: bool = False) -> Path:
+    """Write the demo registry (deterministic, so rewriting it is harmless)."""
+    real, _rejected = read_registry(real_registry, known)
+    return write_registry(build_registry(real, scale=scale), path)
+
+
+def _month_index(d: dt.date) -> int:
+    return (d.year - m.FIRST_MONTH.year) * 12 + d.month - m.FIRST_MONTH.month
+
+
+def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, *,
+             seed: int = DEMO_SEED, now: dt.datetime | None = None,
+             seeds_dir: Path = SEEDS_DIR) -> SimResult:
+    """Write `<landing_dir>/<YYYY-MM>/demo.ndjson` for each month (atomically)."""
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    landing_dir = Path(landing_dir)
+    months = sorted(set(months))
+    if not months:
+        return SimResult(0, len(accounts), 0, 0, [])
+    terr = territories(seeds_dir)
+    info = {tid: (cat, name, pop) for tid, cat, name, pop in zip(
+        terr.column("territory_id").to_pylist(), terr.column("category").to_pylist(),
+        terr.column("name").to_pylist(), terr.column("population").to_pylist())}
+    accounts = sorted(accounts, key=lambda a: a.territory_id)
+    n = len(accounts)
+    cat = np.array([info[a.territory_id][0] for a in accounts])
+    pop = np.array([float(info[a.territory_id][2] or 0) for a in accounts])
+    # Account parameters: drawn for every account from the seed and its territory_id
+    # order, independent of the requested months.
+    rng = np.random.default_rng([seed, 2])
+    T = _month_index(m.current_month(now.date())) + 1          # months simulated
+    reach_med = np.array([PROFILE[c][1] for c in cat])
+    ppd_med = np.array([PROFILE[c][2] for c in cat])
+    created_med = np.array([PROFILE[c][3] for c in cat], dtype=float)
+    reach = reach_med * rng.lognormal(0.0, 0.8, n)
+    f_final = np.maximum(80.0, np.maximum(pop, 300.0) * reach)
+    follows = np.clip(rng.lognormal(np.log(250), 1.1, n), 0, 7500).round()
+    ppd = np.clip(ppd_med * rng.lognormal(0.0, 0.8, n), 0.02, 5.0)
+    er = np.clip(0.025 * (f_final / 2000.0) ** -0.12 * rng.lognormal(0.0, 0.45, n), 0.003, 0.25)
+    created = np.round(created_med + rng.normal(0.0, 20.0, n)).clip(-72, T - 2)
+    real = np.array([not a.handle.startswith("demo.") for a in accounts])
+    created[real] = np.minimum(created[real], -6)   # known accounts existed before 2017-10
+    death = np.where(rng.random(n) < 0.015, rng.integers(12, max(T, 13), n), 10_000)
+    for i, a in enumerate(accounts):
+        if a.handle in KNOWN_DELETIONS:
+            death[i] = _month_index(KNOWN_DELETIONS[a.handle])
+    nb_start = np.where(rng.random(n) < 0.01, rng.integers(0, max(T, 1), n), 10_000)
+    nb_len = rng.integers(2, 7, n)
+
+    # Snapshot grid: accounts × all months from 2017-10 (same draws whatever is asked).
+    t = np.arange(T)
+    shape = (n, T)
+    age = t[None, :] - created[:, None]
+    alive = age >= 0
+    lockdown = np.where(t >= _month_index(LOCKDOWN), 1.0, 0.85)
+    span = np.maximum(T - 1 - created, 1)[:, None]
+    growth = np.clip((age + 6) / (span + 6), 0.02, 1.0) ** 0.8
+    followers = np.round(f_final[:, None] * growth * lockdown[None, :]
+                         * rng.lognormal(0.0, 0.01, shape)).astype(np.int64)
+    follows_m = np.maximum(0, follows[:, None] + np.round(rng.normal(0, 3, shape).cumsum(1))).astype(np.int64)
+    activity = np.where((t >= _month_index(LOCKDOWN)) & (t < _month_index(LOCKDOWN) + 3), 1.3, 1.0)
+    n_posts = rng.poisson(ppd[:, None] * 30.0 * activity[None, :] * rng.lognormal(0, 0.25, shape))
+    n_old = rng.integers(0, 3, shape)                        # older posts of the last page
+    status = np.full(shape, "ok", dtype=object)
+    status[t[None, :] >= death[:, None]] = "not_found"
+    nb = (t[None, :] >= nb_start[:, None]) & (t[None, :] < (nb_start + nb_len)[:, None])
+    status[nb & (status == "ok")] = "not_business"
+    err = rng.random(shape) < 0.007
+    status[err & (status == "ok")] = "error"
+    extra_ok = ((status == "error") & (rng.random(shape) < 0.6)) | (rng.random(shape) < 0.03)
+    minute = rng.integers(0, 180, shape)
+    cum_posts = np.cumsum(n_posts * alive, axis=1) + rng.integers(5, 400, n)[:, None]
+
+    wanted = np.array([_month_index(x) for x in months])
+    wanted = wanted[(wanted >= 0) & (wanted < T)]
+    if len(wanted) == 0:
+        return SimResult(len(months), n, 0, 0, [])
+    # Flatten (account, month) pairs that produce a snapshot line.
+    ai, mi = np.nonzero(alive[:, wanted])
+    mi = wanted[mi]
+    month_start = np.array([np.datetime64(m.add_months(m.FIRST_MONTH, int(k)), "m") for k in range(T + 1)])
+    final_at = (month_start[mi + 1] - np.timedelta64(4 * 60, "m") + minute[ai, mi].astype("timedelta64[m]"))
+    cap = np.datetime64(now.replace(second=0, microsecond=0), "m") - np.timedelta64(60, "m")
+    final_at = np.minimum(final_at, cap)
+    keep = final_at >= month_start[mi] + np.timedelta64(60 * 24, "m")
+    ai, mi, final_at = ai[keep], mi[keep], final_at[keep]
+    # Mid-month extra snapshots (status ok, day 15) where drawn.
+    xi = extra_ok[ai, mi] & (month_start[mi] + np.timedelta64(15 * 24 * 60, "m") < final_at)
+    snap_acc = np.concatenate([ai, ai[xi]])
+    snap_month = np.concatenate([mi, mi[xi]])
+    snap_at = np.concatenate([final_at, month_start[mi[xi]] + np.timedelta64(14 * 24 * 60 + 600, "m")])
+    snap_status = np.concatenate([status[ai, mi], np.full(int(xi.sum()), "ok", dtype=object)])
+    # The mid-month snapshot has slightly fewer followers and fewer posts in its window.
+    frac = np.concatenate([np.ones(len(ai)), np.full(int(xi.sum()), 0.99)])
+    snap_f = np.round(followers[snap_acc, snap_month] * frac).astype(np.int64)
+    is_ok = snap_status == "ok"
+    n_media = np.where(is_ok, n_posts[snap_acc, snap_month] + n_old[snap_acc, snap_month], 0)
+    n_in_window = np.where(is_ok, n_posts[snap_acc, snap_month], 0)
+    s = len(snap_acc)
+
+    # Media: one row per post, vectorised within a month; each month draws from its own
+    # seeded stream so a month's file does not depend on the range asked for.
+    parts = []
+    for month_idx in np.unique(snap_month):
+        sel = np.nonzero(snap_month == month_idx)[0]
+        parts.append(_media(sel, n_media[sel], n_in_window[sel], snap_at, snap_f, er[snap_acc],
+                            snap_acc, snap_month, len(ai),
+                            np.random.default_rng([seed, 3, int(month_idx)])))
+    media_cols = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    handles = np.array([a.handle for a in accounts], dtype=object)
+    names = np.array([info[a.territory_id][1] for a in accounts], dtype=object)
+    error_code = {"not_found": 110, "not_business": 100, "error": 2}
+    error_sub = {"not_found": 2207013, "not_business": 2207065, "error": None}
+    error_msg = {"not_found": "Invalid user id: the account no longer exists (demo)",
+                 "not_business": "The account is not a business or creator account (demo)",
+                 "error": "An unexpected error has occurred. Please retry your request later. (demo)"}
+    snaps = pa.table({
+        "sid": np.arange(s),
+        "month_key": [m.month_key(m.add_months(m.FIRST_MONTH, int(x))) for x in snap_month],
+        "handle": handles[snap_acc],
+        "fetched_at": snap_at.astype("datetime64[us]"),
+        "status": snap_status.astype(str),
+        "error_code": pa.array([error_code.get(x) for x in snap_status], pa.int64()),
+        "error_subcode": pa.array([error_sub.get(x) for x in snap_status], pa.int64()),
+        "error_message": [error_msg.get(x) for x in snap_status],
+        "account_id": (np.int64(17841400000000000) + snap_acc).astype(str),
+        "name": names[snap_acc],
+        "followers_count": snap_f,
+        "follows_count": follows_m[snap_acc, snap_month],
+        "media_count": cum_posts[snap_acc, snap_month],
+    })
+    media = pa.table(media_cols)
+    files = _write_months(snaps, media, landing_dir)
+    return SimResult(len(wanted), n, s, media.num_rows, files)
+
+
+def _media(sel, n_media, n_in_window, snap_at, snap_f, snap_er, snap_acc, snap_month,
+           n_final, rng) -> dict[str, np.ndarray]:
+    """Posts of the snapshots `sel` (indices into the snapshot arrays), one row each."""
+    owner = np.repeat(sel, n_media)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(n_media) - n_media, n_media)
+    in_window = k < np.repeat(n_in_window, n_media)
+    age_min = np.where(in_window, rng.uniform(1, 30 * 24 * 60 - 1, len(owner)),
+                       rng.uniform(30 * 24 * 60 + 60, 40 * 24 * 60, len(owner)))
+    posted = snap_at[owner] - age_min.astype("timedelta64[m]")
+    inter = snap_f[owner] * snap_er[owner] * rng.lognormal(0.0, 0.5, len(owner))
+    kind_draw = rng.random(len(owner))
+    media_type = np.where(kind_draw < 0.55, "IMAGE",
+                          np.where(kind_draw < 0.8, "CAROUSEL_ALBUM", "VIDEO"))
+    reels_era = snap_month[owner] >= _month_index(dt.date(2020, 8, 1))
+    # Media ids: deterministic and unique: account, month, snapshot kind, post number.
+    media_id = (np.int64(18) * 10**17 + snap_acc[owner].astype(np.int64) * 10**11
+                + snap_month[owner].astype(np.int64) * 10**7
+                + (owner >= n_final).astype(np.int64) * 10**6 + k)
+    return {
+        "sid": owner,
+        "k": k,
+        "media_id": media_id.astype(str),
+        "posted_at": posted.astype("datetime64[us]"),
+        "media_type": media_type,
+        "media_product_type": np.where((media_type == "VIDEO") & reels_era, "REELS", "FEED"),
+        "like_count": np.round(inter * 0.97).astype(np.int64),
+        "comments_count": rng.poisson(inter * 0.03).astype(np.int64),
+    }
+
+
+_JSON_SQL = """
+copy (
+    with med as (
+        select sid, list({
+            'id': media_id,
+            'timestamp': strftime(posted_at, '%Y-%m-%dT%H:%M:%S+0000'),
+            'media_type': media_type,
+            'media_product_type': media_product_type,
+            'like_count': like_count,
+            'comments_count': comments_count,
+            'permalink': 'https://www.instagram.com/p/demo' || media_id || '/'
+        } order by posted_at desc, k) as data
+        from media group by sid
+    )
+    select
+        s.month_key,
+        s.handle,
+        strftime(s.fetched_at, '%Y-%m-%dT%H:%M:%SZ') as fetched_at,
+        'demo' as source,
+        s.status,
+        case when s.status <> 'ok' then {'code': s.error_code, 'subcode': s.error_subcode,
+                                         'message': s.error_message} end as error,
+        case when s.status = 'ok' then {
+            'id': s.account_id, 'username': s.handle, 'name': s.name,
+            'followers_count': s.followers_count, 'follows_count': s.follows_count,
+            'media_count': s.media_count,
+            'media': {'data': coalesce(med.data, [])}
+        } end as business_discovery
+    from snaps s left join med using (sid)
+    order by s.month_key, s.handle, s.fetched_at
+) to '{out}' (format json, partition_by (month_key), overwrite_or_ignore true)
+"""
+
+
+def _write_months(snaps: pa.Table, media: pa.Table, landing_dir: Path) -> list[Path]:
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix=".demo-", dir=landing_dir) as tmp:
+        with duckdb.connect() as con:
+            # One thread keeps line order, hence byte-identical files for a seed.
+            con.execute("set threads = 1; set preserve_insertion_order = true")
+            con.register("snaps", snaps)
+            con.register("media", media)
+            con.execute(_JSON_SQL.replace("{out}", tmp.replace("'", "''")))
+        for part in sorted(Path(tmp).iterdir()):
+            key = part.name.split("=", 1)[1]
+            (dest_dir := landing_dir / key).mkdir(parents=True, exist_ok=True)
+            chunks = sorted(part.glob("*.json"))
+            dest = dest_dir / DEMO_FILE
+            if len(chunks) == 1:
+                os.replace(chunks[0], dest)          # atomic: same filesystem
+            else:
+                with open(part / "merged", "wb") as fout:
+                    for c in chunks:
+                        with open(c, "rb") as fin:
+                            shutil.copyfileobj(fin, fout)
+                os.replace(part / "merged", dest)
+            out.append(dest)
+    return out
