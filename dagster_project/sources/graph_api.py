@@ -53,10 +53,11 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -258,8 +259,8 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _parse_ts(value: Any) -> dt.datetime | None:
@@ -285,8 +286,8 @@ def _as_int(value: Any) -> int | None:
 
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _iso_z(value: dt.datetime) -> str:
@@ -294,7 +295,7 @@ def _iso_z(value: dt.datetime) -> str:
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def read_ok_handles(folder: Path, month: dt.date) -> set[str]:
@@ -320,7 +321,7 @@ def read_ok_handles(folder: Path, month: dt.date) -> set[str]:
                     if not isinstance(fetched, str):
                         continue
                     try:
-                        when = _utc(dt.datetime.fromisoformat(fetched.replace("Z", "+00:00")))
+                        when = _utc(dt.datetime.fromisoformat(fetched))
                     except ValueError:
                         continue
                     if when.year == month.year and when.month == month.month:
@@ -372,6 +373,7 @@ class _Governor:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._pause_until = 0.0
+        self._usage_pause_until = 0.0
         self._next_slot = 0.0
         self._usage = 0.0
         self._saturated = 0
@@ -426,10 +428,11 @@ class _Governor:
                 planned = min(opts.usage_pause_s * 2 ** min(self._saturated, 16),
                               opts.usage_pause_max_s)
             now = time.monotonic()
-            if self._pause_until > now:  # already pausing: in-flight answers don't stack
-                return
+            if self._usage_pause_until > now:  # already in a usage pause: answers to
+                return                          # requests sent before it don't stack
             self._saturated += 1
-            self._pause_until = now + planned * opts.backoff_scale
+            self._usage_pause_until = now + planned * opts.backoff_scale
+            self._pause_until = max(self._pause_until, self._usage_pause_until)
             self.usage_pauses += 1
         log.warning("Graph API usage at %.0f%%: pausing all requests for %.0f s",
                     pct if pct is not None else 100.0, planned)
@@ -510,7 +513,7 @@ class _Collector:
             return None
         except TokenError:
             raise
-        except Exception as exc:  # a bug or something unforeseen: this account only
+        except Exception as exc:  # noqa: BLE001 — a bug or the unforeseen: this account only
             bd, status = None, "error"
             error = {"code": None, "subcode": None,
                      "message": f"unexpected {type(exc).__name__}: {self.redact(exc)}"}

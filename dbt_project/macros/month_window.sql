@@ -1,0 +1,28 @@
+{#-
+  The month range being built comes from the environment (set by the Dagster asset from
+  the partition window), not from --vars: env_var keeps dbt's partial parsing.
+  Values are validated YYYY-MM-01 dates by the Python caller and cast here again.
+-#}
+{% macro month_from() -%}
+    cast('{{ env_var("OBSERVATOIRE_MONTH_FROM", "2017-10-01") }}' as date)
+{%- endmacro %}
+
+{% macro month_to() -%}
+    cast('{{ env_var("OBSERVATOIRE_MONTH_TO", "2999-12-01") }}' as date)
+{%- endmacro %}
+
+{#- One month before the range: needed for previous_rank and followers growth. -#}
+{% macro lookback_from() -%}
+    ({{ month_from() }} - interval 1 month)::date
+{%- endmacro %}
+
+{#- Incremental marts replace exactly the months of the range (delete, then insert). -#}
+{% macro delete_month_range() -%}
+    {% if is_incremental() %}
+        delete from {{ this }} where month between {{ month_from() }} and {{ month_to() }}
+    {% endif %}
+{%- endmacro %}
+
+{% macro seeds_path(name) -%}
+    {{ env_var("OBSERVATOIRE_SEEDS_DIR", "../seeds") }}/{{ name }}
+{%- endmacro %}

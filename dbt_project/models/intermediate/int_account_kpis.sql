@@ -1,0 +1,81 @@
+-- The five KPIs of SPEC §5 for each (month, registered account with a reference snapshot).
+with reference as (
+    select * from {{ ref('int_reference_snapshots') }}
+),
+
+media as (
+    select * from {{ ref('stg_raw__media') }}
+),
+
+territories as (
+    select * from {{ ref('int_territories') }}
+),
+
+-- Posts of the reference snapshot published in W = [fetched_at - 30 days, fetched_at].
+posts as (
+    select
+        r.month,
+        r.handle,
+        count(*) as posts_30d,
+        sum(m.interactions) as interactions_30d,
+    from reference r
+    join media m
+        on m.month = r.month
+        and m.handle = r.handle
+        and m.fetched_at = r.fetched_at
+        and m.posted_at between r.fetched_at - interval 30 days and r.fetched_at
+    group by all
+),
+
+joined as (
+    select
+        r.*,
+        t.category,
+        t.population,
+        coalesce(p.posts_30d, 0) as posts_30d,
+        coalesce(p.interactions_30d, 0) as interactions_30d,
+        prev.followers as previous_followers,
+    from reference r
+    join territories t using (territory_id)
+    left join posts p using (month, handle)
+    left join reference prev
+        on prev.territory_id = r.territory_id
+        and prev.month = (r.month - interval 1 month)::date
+),
+
+final as (
+    select
+        ---------- keys
+        month,
+        territory_id,
+        handle,
+        category,
+        ---------- snapshot
+        fetched_at as snapshot_at,
+        followers,
+        follows,
+        media_count,
+        population,
+        ---------- KPIs (rates are fractions)
+        posts_30d,
+        posts_30d / 30 as posts_per_day,
+        interactions_30d,
+        case
+            when posts_30d = 0 or followers = 0 then 0.0
+            else interactions_30d / (posts_30d * followers)
+        end as engagement_rate,
+        case when population > 0 then followers / population end as reach,
+        followers / greatest(follows, 1) as follower_ratio,
+        ---------- growth
+        followers - previous_followers as followers_growth,
+        case
+            when previous_followers > 0 then (followers - previous_followers) / previous_followers
+        end as followers_growth_rate,
+        ---------- provenance
+        population > 0 as is_ranked,
+        source,
+        is_demo,
+    from joined
+)
+
+select * from final

@@ -1,0 +1,51 @@
+-- Percentile of each KPI within (month, category), the weighted score and the rank (SPEC §5).
+with kpis as (
+    select * from {{ ref('int_account_kpis') }}
+    where is_ranked
+),
+
+weights as (
+    select
+        coalesce(sum(weight) filter (where kpi = 'engagement_rate'), 0) as w_engagement_rate,
+        coalesce(sum(weight) filter (where kpi = 'reach'), 0) as w_reach,
+        coalesce(sum(weight) filter (where kpi = 'posts_per_day'), 0) as w_posts_per_day,
+        coalesce(sum(weight) filter (where kpi = 'followers'), 0) as w_followers,
+        coalesce(sum(weight) filter (where kpi = 'follower_ratio'), 0) as w_follower_ratio,
+        sum(weight) as w_total,
+    from {{ ref('stg_reference__scoring_weights') }}
+),
+
+percentiles as (
+    select
+        *,
+        percent_rank() over (partition by month, category order by engagement_rate) as p_engagement_rate,
+        percent_rank() over (partition by month, category order by reach) as p_reach,
+        percent_rank() over (partition by month, category order by posts_per_day) as p_posts_per_day,
+        percent_rank() over (partition by month, category order by followers) as p_followers,
+        percent_rank() over (partition by month, category order by follower_ratio) as p_follower_ratio,
+    from kpis
+),
+
+scored as (
+    select
+        p.*,
+        round(
+            100 * (
+                w.w_engagement_rate * p.p_engagement_rate
+                + w.w_reach * p.p_reach
+                + w.w_posts_per_day * p.p_posts_per_day
+                + w.w_followers * p.p_followers
+                + w.w_follower_ratio * p.p_follower_ratio
+            ) / w.w_total,
+            6
+        ) as score,
+    from percentiles p
+    cross join weights w
+)
+
+select
+    *,
+    row_number() over (
+        partition by month, category order by score desc, followers desc, territory_id asc
+    ) as rank,
+from scored

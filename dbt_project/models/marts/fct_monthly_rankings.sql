@@ -1,0 +1,64 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_month_range() }}",
+) }}
+-- Every ranked account per (month, category), with its rank movement (SPEC §5).
+with scored as (
+    select * from {{ ref('int_scored_accounts') }}
+),
+
+territories as (
+    select * from {{ ref('int_territories') }}
+),
+
+categories as (
+    select * from {{ ref('stg_reference__categories') }}
+),
+
+final as (
+    select
+        ---------- keys
+        s.month,
+        s.category,
+        s.rank,
+        s.territory_id,
+        t.name as territory_name,
+        s.handle,
+        ---------- score and KPIs
+        s.score,
+        s.engagement_rate,
+        s.reach,
+        s.posts_per_day,
+        s.followers,
+        s.follower_ratio,
+        s.followers_growth,
+        s.followers_growth_rate,
+        s.p_engagement_rate,
+        s.p_reach,
+        s.p_posts_per_day,
+        s.p_followers,
+        s.p_follower_ratio,
+        ---------- movement
+        prev.rank as previous_rank,
+        prev.rank - s.rank as rank_change,
+        prev.rank is null as is_new_entry,
+        ---------- publication
+        s.rank <= c.top_n as in_top_n,
+        c.top_n,
+        s.is_demo,
+        s.month >= date_trunc('month', current_date) as is_provisional,
+        s.snapshot_at,
+        s.source,
+    from scored s
+    join territories t using (territory_id)
+    join categories c on c.category = s.category
+    left join scored prev
+        on prev.territory_id = s.territory_id
+        and prev.category = s.category
+        and prev.month = (s.month - interval 1 month)::date
+    where s.month between {{ month_from() }} and {{ month_to() }}
+)
+
+select * from final
+order by month, category, rank
