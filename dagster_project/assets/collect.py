@@ -1,0 +1,79 @@
+"""Collection: landing files for each month of the partition range, from the chosen source."""
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from .. import months as m
+from ..loader import month_files
+from ..partitions import monthly_partitions, single_run, window_months
+from ..reference import territory_ids
+from ..registry import read_registry
+from ..resources import ObservatoireResource
+
+
+@asset(
+    key=["landing", "instagram_snapshots"],
+    group_name="collection",
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
+    description="Raw Instagram snapshots as NDJSON landing files "
+    "(<data_dir>/landing/instagram/<YYYY-MM>/), from the demo simulator, the Graph API "
+    "(current month only) or files already landed.",
+    kinds={"python", "file"},
+)
+def instagram_snapshots(context: AssetExecutionContext,
+                        observatoire: ObservatoireResource) -> MaterializeResult:
+    observatoire.check()
+    settings = observatoire.settings()
+    months = window_months(context)
+    source = observatoire.source
+    meta: dict = {"source": source, "months": len(months),
+                  "range": f"{m.month_key(months[0])} → {m.month_key(months[-1])}"}
+    if source == "demo":
+        from ..sources import demo
+
+        registry = observatoire.registry_path()
+        if not observatoire.accounts_file:
+            demo.ensure_registry(registry, settings.accounts_file, territory_ids(),
+                                 scale=observatoire.scale)
+        accounts, _rejected = read_registry(registry, territory_ids())
+        result = demo.simulate(accounts, months, settings.landing_dir)
+        meta |= {"accounts": result.accounts, "snapshots": result.snapshots,
+                 "media": result.media, "demo": True}
+        context.log.info(f"demo: {result.snapshots} snapshots, {result.media} posts "
+                         f"for {result.accounts} accounts over {len(months)} months")
+    elif source == "graph_api":
+        from ..sources import graph_api
+
+        current = m.current_month()
+        if months != [current]:
+            raise Failure(
+                f"the Graph API only returns today's figures: it can only collect the current "
+                f"month ({m.month_key(current)}), not {meta['range']}")
+        accounts, rejected = read_registry(observatoire.registry_path(), territory_ids())
+        for r in rejected:
+            context.log.warning(r.reason)
+
+        def progress(p: dict) -> None:
+            if p.get("done", 0) % 100 == 0 or p.get("remaining", 1) == 0:
+                context.log.info(f"graph_api: {p}")
+
+        try:
+            result = graph_api.collect_month(accounts, current, settings, progress=progress)
+        except graph_api.TokenError as exc:
+            raise Failure(str(exc)) from None
+        meta |= result.as_metadata()
+        if result.error or result.throttled:
+            context.log.warning(f"graph_api: {result.error} accounts failed, "
+                                f"{result.throttled} throttling waits")
+    else:  # landing: what is already there
+        files = {mo: month_files(settings.landing_dir, mo) for mo in months}
+        missing = [m.month_key(mo) for mo, f in files.items() if not f]
+        meta |= {"files": sum(len(f) for f in files.values()),
+                 "months_without_files": ", ".join(missing) or "none"}
+        if missing:
+            context.log.warning(f"no landing files for {', '.join(missing)}")
+    return MaterializeResult(metadata={k: _meta(v) for k, v in meta.items()})
+
+
+def _meta(v):
+    return MetadataValue.text(v) if isinstance(v, str) else v

@@ -1,0 +1,64 @@
+"""Publication: the analysts' read-only copy of the warehouse, and the journalists' exports."""
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from .. import months as m
+from ..partitions import monthly_partitions, single_run, window_months
+from ..resources import ObservatoireResource
+from ..warehouse import publish
+
+MARTS = [AssetKey(["marts", k]) for k in ("dim_territories", "dim_categories", "fct_account_monthly",
+                               "fct_monthly_rankings", "account_alerts")]
+# Charts and the HTML report cost ~1 s a month: a long backfill renders them for its last
+# months only (every month still gets its CSV files); `observatoire export` renders any month.
+REPORT_MONTHS = 3
+
+
+@asset(
+    key=["published", "warehouse"],
+    group_name="publication",
+    deps=MARTS,
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
+    pool="warehouse",
+    kinds={"duckdb"},
+    description="Read-only copy of the warehouse for analysts "
+    "(<data_dir>/published/warehouse.duckdb), replaced atomically after each successful build.",
+)
+def published_warehouse(context: AssetExecutionContext,
+                        observatoire: ObservatoireResource) -> MaterializeResult:
+    settings = observatoire.settings()
+    path = publish(settings.warehouse, settings.published_warehouse)
+    return MaterializeResult(metadata={"path": MetadataValue.path(str(path)),
+                                       "bytes": path.stat().st_size})
+
+
+@asset(
+    key=["exports", "monthly_exports"],
+    group_name="publication",
+    deps=[AssetKey(["published", "warehouse"])],
+    partitions_def=monthly_partitions,
+    backfill_policy=single_run,
+    kinds={"csv", "html"},
+    description="Journalists' files per month: <category>.csv (Top N), alertes.csv, "
+    "LISEZMOI.txt (excel-fr), Top 10 charts and rapport.html under <data_dir>/exports/<YYYY-MM>/.",
+)
+def monthly_exports(context: AssetExecutionContext,
+                    observatoire: ObservatoireResource) -> MaterializeResult:
+    from ..exports import export_month
+    from ..exports.report import render_report
+
+    settings = observatoire.settings()
+    source = settings.published_warehouse  # never the file being written by another run
+    months = window_months(context)
+    files = 0
+    for month in months:
+        files += len(export_month(source, month, settings.exports_dir))
+    for month in months[-REPORT_MONTHS:]:
+        render_report(source, month, settings.exports_dir)
+        files += 1
+    last = settings.exports_dir / m.month_key(months[-1])
+    return MaterializeResult(metadata={
+        "months": len(months), "files": files,
+        "latest_folder": MetadataValue.path(str(last)),
+        "report": MetadataValue.path(str(last / "rapport.html"))})

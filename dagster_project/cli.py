@@ -1,0 +1,321 @@
+"""`observatoire`: run the pipeline, export a month, draw a chart, open the Dagster UI (SPEC §7)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from . import months as m
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Observatoire: monthly Instagram rankings of French local authorities.")
+console = Console(stderr=True)
+
+STEPS = {  # Dagster step key → what the user sees
+    "landing__instagram_snapshots": "collect snapshots",
+    "raw_instagram": "load into raw",
+    "observatoire_dbt": "dbt build (models + tests)",
+    "published__warehouse": "publish analysts' copy",
+    "exports__monthly_exports": "export CSV / report",
+}
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def configure(data_dir: Path | None) -> Path:
+    """Set the environment every later import reads; returns the data dir."""
+    if data_dir is not None:
+        os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
+    from .instance import ensure_instance
+    from .settings import SEEDS_DIR, load_settings
+
+    settings = load_settings()
+    os.environ["OBSERVATOIRE_DATA_DIR"] = str(settings.data_dir)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    os.environ.setdefault("OBSERVATOIRE_SEEDS_DIR", str(SEEDS_DIR))
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_instance(settings.dagster_home)
+    return settings.data_dir
+
+
+def resolve_range(source: str, first: str | None, last: str | None,
+                  today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The month range of a run, validated (pure: unit-tested)."""
+    current = m.current_month(today)
+    if source == "graph_api":
+        for given in (first, last):
+            if given and m.parse_month(given) != current:
+                raise ValueError(
+                    f"the Graph API only returns today's figures: it collects into the current "
+                    f"month ({m.month_key(current)}), not {given}")
+        return current, current
+    start = m.parse_month(first) if first else m.FIRST_MONTH
+    end = m.parse_month(last) if last else m.last_complete_month(today)
+    if start < m.FIRST_MONTH:
+        raise ValueError(f"--from {m.month_key(start)}: the observatory starts in 2017-10")
+    if end > current:
+        raise ValueError(f"--to {m.month_key(end)} is in the future (current month: "
+                         f"{m.month_key(current)})")
+    if start > end:
+        raise ValueError(f"--from {m.month_key(start)} is after --to {m.month_key(end)}")
+    return start, end
+
+
+def ensure_manifest() -> None:
+    from .settings import DBT_PROJECT_DIR
+
+    if not (DBT_PROJECT_DIR / "target" / "manifest.json").exists():
+        from .dbt_manifest import run_dbt
+
+        console.print("building the dbt manifest (first run)…")
+        run_dbt(["parse", "--quiet"])
+
+
+def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refresh: bool = False,
+            quiet: bool = False):
+    """Run the `monthly_pipeline` job over [first, last] as ONE Dagster run in DAGSTER_HOME."""
+    import logging
+
+    from dagster import DagsterEventType, DagsterInstance
+    from dagster._core.storage.tags import (ASSET_PARTITION_RANGE_END_TAG,
+                                            ASSET_PARTITION_RANGE_START_TAG)
+    from dagster._core.utils import make_new_run_id
+
+    ensure_manifest()
+    from .definitions import defs
+
+    for name in ("dagster", "dagster_dbt"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    job = defs.resolve_job_def("monthly_pipeline")
+    instance = DagsterInstance.get()
+    run_id = make_new_run_id()
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                  "resources": {"observatoire": {"config": resource_config}},
+                  "ops": {"observatoire_dbt": {"config": {"full_refresh": full_refresh}}}}
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(), "observatoire/cli": "run"}
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = job.execute_in_process(
+                run_config=run_config, instance=instance, run_id=run_id, tags=tags,
+                raise_on_error=False)
+        except BaseException as exc:  # surfaced below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    FINISHED = {DagsterEventType.STEP_SUCCESS: "ok", DagsterEventType.STEP_FAILURE: "FAILED",
+                DagsterEventType.STEP_SKIPPED: "skipped"}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn(),
+                  console=console, disable=quiet, transient=False) as progress:
+        task = progress.add_task("starting", total=len(STEPS))
+        cursor = 0
+
+        def poll() -> None:
+            nonlocal cursor
+            records = instance.all_logs(run_id)
+            for rec in records[cursor:]:
+                ev = rec.dagster_event
+                if ev is None or ev.step_key is None:
+                    continue
+                label = STEPS.get(ev.step_key, ev.step_key)
+                if ev.event_type == DagsterEventType.STEP_START:
+                    progress.update(task, description=label)
+                elif ev.event_type in FINISHED:
+                    progress.advance(task)
+                    progress.console.print(f"  {label}: {FINISHED[ev.event_type]} "
+                                           f"({time.monotonic() - started:.0f} s)")
+            cursor = len(records)
+
+        while worker.is_alive():
+            poll()
+            worker.join(timeout=0.5)
+        poll()
+    if "error" in box:
+        raise box["error"]
+    result = box["result"]
+    return result, run_id, time.monotonic() - started
+
+
+def _failure_message(result) -> str:
+    for ev in result.all_events:
+        if ev.is_step_failure and ev.step_failure_data and ev.step_failure_data.error:
+            err = ev.step_failure_data.error
+            cause = err
+            while cause.cause is not None:
+                cause = cause.cause
+            msg = cause.message.strip().splitlines()[-1] if cause.message.strip() else err.message
+            return f"step {ev.step_key} failed: {msg}"
+    return "the run failed (see the Dagster UI for the event log)"
+
+
+def summary(data_dir: Path, first: dt.date, last: dt.date) -> dict:
+    from .settings import load_settings
+    from .warehouse import connect
+
+    s = load_settings()
+    with connect(s.published_warehouse, read_only=True) as con:
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in (
+            "raw.snapshots", "raw.media", "raw.rejected_lines", "marts.dim_territories",
+            "marts.fct_account_monthly", "marts.fct_monthly_rankings", "marts.account_alerts")}
+        per_cat = con.execute("""
+            select category, count(*) from marts.fct_monthly_rankings where month = ?
+            group by 1 order by 1""", [last]).fetchall()
+        months = con.execute("""select count(distinct month) from marts.fct_monthly_rankings
+            where month between ? and ?""", [first, last]).fetchone()[0]
+        demo = con.execute("""select bool_or(is_demo) from marts.fct_monthly_rankings
+            where month between ? and ?""", [first, last]).fetchone()[0]
+    return {"counts": counts, "per_category": dict(per_cat), "months": months, "demo": bool(demo),
+            "warehouse": s.warehouse, "published": s.published_warehouse,
+            "exports": s.exports_dir}
+
+
+@app.command()
+def run(
+    from_: Annotated[str | None, typer.Option("--from", help="First month YYYY-MM (default 2017-10).")] = None,
+    to: Annotated[str | None, typer.Option(help="Last month YYYY-MM (default: last complete month).")] = None,
+    source: Annotated[str, typer.Option(help="demo | landing | graph_api")] = "demo",
+    accounts: Annotated[Path | None, typer.Option(help="Accounts registry CSV (env OBSERVATOIRE_ACCOUNTS).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR, default ./data).")] = None,
+    scale: Annotated[bool, typer.Option(help="Demo: every territory gets an account (benchmark).")] = False,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild the marts over every month.")] = False,
+) -> None:
+    """Collect, load, transform, publish and export every month of the range, as one Dagster run."""
+    from .resources import SOURCES
+
+    if source not in SOURCES:
+        _fail(f"unknown source {source!r}: expected one of {', '.join(SOURCES)}")
+    try:
+        first, last = resolve_range(source, from_, to)
+    except ValueError as exc:
+        _fail(str(exc))
+    data = configure(data_dir)
+    accounts = accounts or (Path(os.environ["OBSERVATOIRE_ACCOUNTS"])
+                            if os.environ.get("OBSERVATOIRE_ACCOUNTS") else None)
+    if accounts is not None and not accounts.exists():
+        _fail(f"accounts registry not found: {accounts}")
+    console.print(f"[bold]observatoire run[/] {m.month_key(first)} → {m.month_key(last)} "
+                  f"({len(m.month_range(first, last))} months), source [bold]{source}[/], data in {data}")
+    resource_config = {"data_dir": str(data), "source": source,
+                       "accounts_file": str(accounts.resolve()) if accounts else "", "scale": scale}
+    result, run_id, elapsed = execute(first, last, resource_config, full_refresh=full_refresh)
+    if not result.success:
+        _fail(f"{_failure_message(result)}\n  run {run_id} is in the Dagster UI "
+              f"(observatoire ui) with its full event log")
+    s = summary(data, first, last)
+    c = s["counts"]
+    console.print(f"\n[bold green]done[/] in {elapsed:.0f} s — run {run_id}")
+    console.print(f"  months ranked: {s['months']}   "
+                  f"{'[bold yellow]DEMO DATA (simulated)[/]' if s['demo'] else 'real data'}")
+    console.print(f"  snapshots {c['raw.snapshots']:,}  posts {c['raw.media']:,}  "
+                  f"rejected lines {c['raw.rejected_lines']:,}")
+    console.print(f"  account-months {c['marts.fct_account_monthly']:,}  ranking rows "
+                  f"{c['marts.fct_monthly_rankings']:,}  alerts {c['marts.account_alerts']:,}")
+    console.print("  accounts ranked in " + m.month_key(last) + ": "
+                  + ", ".join(f"{k} {v}" for k, v in s["per_category"].items()))
+    console.print(f"  warehouse  {s['warehouse']}\n  analysts   {s['published']} (read-only copy)"
+                  f"\n  exports    {s['exports']}/{m.month_key(last)}/\n  UI         observatoire ui")
+
+
+@app.command()
+def export(
+    month: Annotated[str, typer.Option(help="Month YYYY-MM.")],
+    dialect: Annotated[str, typer.Option(help="excel-fr (default) | rfc4180")] = "excel-fr",
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
+    report: Annotated[bool, typer.Option(help="Also render charts and rapport.html.")] = True,
+) -> None:
+    """Write the month's CSV files (Top N per category, alertes.csv, LISEZMOI.txt) and report."""
+    from .exports import export_month
+    from .exports.report import render_report
+    from .settings import load_settings
+
+    try:
+        mo = m.parse_month(month)
+    except ValueError as exc:
+        _fail(str(exc))
+    configure(data_dir)
+    s = load_settings()
+    source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
+    if not source.exists():
+        _fail(f"no warehouse in {s.data_dir}: run `observatoire run` first")
+    try:
+        files = export_month(source, mo, s.exports_dir, dialect=dialect)
+        if report:
+            files.append(render_report(source, mo, s.exports_dir))
+    except ValueError as exc:
+        _fail(str(exc))
+    for f in files:
+        console.print(f"  {f}")
+
+
+@app.command()
+def chart(
+    territory: Annotated[str, typer.Option(help="territory_id, e.g. departement:32")],
+    out: Annotated[Path | None, typer.Option(help="PNG path (default exports/territoires/<id>.png).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
+) -> None:
+    """Draw a territory's follower curve and rank over time."""
+    from .exports.charts import territory_chart
+    from .settings import load_settings
+
+    configure(data_dir)
+    s = load_settings()
+    source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
+    out = out or s.exports_dir / "territoires" / f"{territory.replace(':', '_')}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        console.print(str(territory_chart(source, territory, out)))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ui(
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
+) -> None:
+    """Start the Dagster UI (dagster dev) on 127.0.0.1 with the project's DAGSTER_HOME."""
+    import subprocess
+
+    configure(data_dir)
+    ensure_manifest()
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "dagster_project.definitions",
+           "-h", "127.0.0.1", "-p", str(port)]
+    console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "
+                  "Ctrl-C to stop")
+
+    def restore() -> None:  # background shells start us with SIGINT/SIGTERM ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cmd, preexec_fn=restore, start_new_session=True)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    raise typer.Exit(code=proc.returncode or 0)
+
+
+if __name__ == "__main__":
+    app()

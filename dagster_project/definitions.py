@@ -1,0 +1,34 @@
+"""The one Dagster code location: assets, checks, jobs, schedules, sensor, resources."""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from dagster import BetaWarning, Definitions, PreviewWarning
+
+warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is "beta"
+warnings.filterwarnings("ignore", category=PreviewWarning)
+from dagster_dbt import DbtCliResource
+
+from .assets.collect import instagram_snapshots
+from .assets.load import raw_instagram
+from .assets.publish import monthly_exports, published_warehouse
+from .assets.transform import observatoire_dbt
+from .project import dbt_project
+from .resources import default_resource
+from .schedules import jobs, schedules, sensors
+
+defs = Definitions(
+    assets=[instagram_snapshots, raw_instagram, observatoire_dbt, published_warehouse,
+            monthly_exports],
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
+    resources={
+        "observatoire": default_resource(),
+        # the project environment's dbt, whether or not .venv/bin is on PATH
+        "dbt": DbtCliResource(project_dir=dbt_project,
+                              dbt_executable=str(Path(sys.executable).parent / "dbt")),
+    },
+)

@@ -1,0 +1,98 @@
+"""Schedules and the landing sensor (all off by default: turn them on in the UI)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from dagster import (AssetSelection, DefaultScheduleStatus, DefaultSensorStatus, RunRequest,
+                     ScheduleEvaluationContext, SensorEvaluationContext, SkipReason,
+                     define_asset_job, schedule, sensor)
+
+from . import months as m
+from .partitions import monthly_partitions
+from .settings import load_settings
+
+PARIS = "Europe/Paris"
+
+monthly_pipeline = define_asset_job(
+    "monthly_pipeline", selection=AssetSelection.all(), partitions_def=monthly_partitions,
+    description="Collect → load → dbt build → publish → export, over one month or a range.")
+
+collect_job = define_asset_job(
+    "collect_current_month", selection=AssetSelection.keys(["landing", "instagram_snapshots"]),
+    partitions_def=monthly_partitions,
+    description="Snapshot every registered account from the Graph API into the current month.")
+
+build_job = define_asset_job(
+    "build_from_landing",
+    selection=AssetSelection.all() - AssetSelection.keys(["landing", "instagram_snapshots"]),
+    partitions_def=monthly_partitions,
+    description="Load what is landed for a month, rebuild its rankings, publish and export.")
+
+
+def _resource_config(source: str) -> dict:
+    return {"resources": {"observatoire": {"config": {
+        "data_dir": str(load_settings().data_dir), "source": source}}}}
+
+
+def is_last_day(day: dt.date) -> bool:
+    return (day + dt.timedelta(days=1)).month != day.month
+
+
+@schedule(job=collect_job, cron_schedule="0 21 28-31 * *", execution_timezone=PARIS,
+          default_status=DefaultScheduleStatus.STOPPED,
+          description="On the last day of each month at 21:00 (Paris), snapshot the current "
+          "month from the Graph API. A failed day leaves the month's earlier snapshots in place.")
+def graph_api_collection(context: ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.date()
+    if not is_last_day(day):
+        return SkipReason(f"{day} is not the last day of the month")
+    month = day.replace(day=1)
+    return RunRequest(run_key=f"collect-{month.isoformat()}", partition_key=month.isoformat(),
+                      run_config=_resource_config("graph_api"))
+
+
+@schedule(job=build_job, cron_schedule="0 6 1 * *", execution_timezone=PARIS,
+          default_status=DefaultScheduleStatus.STOPPED,
+          description="On the 1st at 06:00 (Paris), build, publish and export the month just finished.")
+def monthly_publication(context: ScheduleEvaluationContext):
+    month = m.add_months(context.scheduled_execution_time.date().replace(day=1), -1)
+    return RunRequest(run_key=f"publish-{month.isoformat()}", partition_key=month.isoformat(),
+                      run_config=_resource_config("landing"))
+
+
+def landing_state(landing_dir: Path) -> dict[str, float]:
+    """Latest modification time of each month folder's landing files."""
+    state: dict[str, float] = {}
+    if not landing_dir.is_dir():
+        return state
+    for folder in landing_dir.iterdir():
+        try:
+            month = m.parse_month(folder.name)
+        except ValueError:
+            continue
+        mtimes = [p.stat().st_mtime for p in folder.iterdir()
+                  if p.name.endswith((".ndjson", ".ndjson.gz"))]
+        if mtimes:
+            state[month.isoformat()] = max(mtimes)
+    return state
+
+
+@sensor(job=build_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="Loads and rebuilds a month when new or changed landing files appear in it.")
+def landing_files_sensor(context: SensorEvaluationContext):
+    import json
+
+    state = landing_state(load_settings().landing_dir)
+    seen = json.loads(context.cursor) if context.cursor else {}
+    changed = sorted(k for k, t in state.items() if seen.get(k, 0) < t)
+    if not changed:
+        return SkipReason("no new landing files")
+    context.update_cursor(json.dumps(state))
+    return [RunRequest(run_key=f"landing-{k}-{state[k]}", partition_key=k,
+                       run_config=_resource_config("landing")) for k in changed]
+
+
+schedules = [graph_api_collection, monthly_publication]
+sensors = [landing_files_sensor]
+jobs = [monthly_pipeline, collect_job, build_job]
