@@ -1,0 +1,84 @@
+"""End to end through Dagster: `observatoire run` on three demo months in a temp folder."""
+import datetime as dt
+
+import duckdb
+import pytest
+
+from conftest import ROOT, project_env, run_cli
+
+pytestmark = pytest.mark.slow
+CATEGORIES = {"region", "departement", "metropole", "communaute_agglomeration",
+              "communaute_communes", "grande_ville", "ville_moyenne", "petite_ville"}
+
+
+def q(path, sql):
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_rankings_for_every_category_and_month(demo_run):
+    wh = demo_run / "published" / "warehouse.duckdb"
+    rows = q(wh, "select month, category, count(*), min(rank), max(rank), bool_and(is_demo) "
+                 "from marts.fct_monthly_rankings group by all order by all")
+    months = {r[0] for r in rows}
+    assert months == {dt.date(2021, 6, 1), dt.date(2021, 7, 1), dt.date(2021, 8, 1)}
+    for month in months:
+        assert {r[1] for r in rows if r[0] == month} == CATEGORIES
+    assert all(r[3] == 1 and r[4] == r[2] and r[5] for r in rows)
+    # The July 2021 example: Ténarèze was ranked in July and is unavailable in August.
+    assert q(wh, "select alert from marts.account_alerts where handle = 'latenareze' "
+                 "and month = '2021-08-01'") == [("unavailable",)]
+    assert q(wh, "select count(*) from marts.fct_monthly_rankings where handle = 'latenareze' "
+                 "and month = '2021-07-01'") == [(1,)]
+
+
+def test_run_is_recorded_in_dagster_home(demo_run):
+    from dagster import DagsterInstance, DagsterRunStatus
+    import os
+    env = project_env(demo_run)
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:
+        with DagsterInstance.get() as instance:
+            runs = instance.get_runs()
+            assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
+            assert runs[0].job_name == "monthly_pipeline"
+            assert runs[0].tags["dagster/asset_partition_range_start"] == "2021-06-01"
+    finally:
+        if old is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = old
+
+
+def test_exports_written(demo_run):
+    folder = demo_run / "exports" / "2021-08"
+    names = {p.name for p in folder.iterdir()}
+    assert {f"{c}.csv" for c in CATEGORIES} | {"alertes.csv", "LISEZMOI.txt", "rapport.html"} <= names
+    assert "SIMULÉES" in (folder / "LISEZMOI.txt").read_text(encoding="utf-8-sig").upper()
+
+
+def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
+    wh = demo_run / "published" / "warehouse.duckdb"
+    sql = "select * exclude (is_provisional) from marts.fct_monthly_rankings order by month, category, rank"
+    before = q(wh, sql)
+    proc = run_cli(["run", "--from", "2021-07", "--to", "2021-07", "--data-dir", str(demo_run)], demo_run)
+    assert proc.returncode == 0, proc.stderr
+    assert q(wh, sql) == before
+
+
+def test_dbt_unit_tests_pass(demo_run):
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = project_env(demo_run, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit"],
+                          cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "PASS=4" in proc.stdout
+
+
+def test_bad_arguments_fail_clearly(tmp_path):
+    proc = run_cli(["run", "--source", "graph_api", "--from", "2021-07", "--data-dir", str(tmp_path)], tmp_path)
+    assert proc.returncode == 1
+    assert "only returns today's figures" in proc.stderr
