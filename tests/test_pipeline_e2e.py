@@ -4,7 +4,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from conftest import ROOT, project_env, run_cli
+from pipeline_support import ROOT, project_env, run_cli
 
 pytestmark = pytest.mark.slow
 CATEGORIES = {"region", "departement", "metropole", "communaute_agglomeration",
