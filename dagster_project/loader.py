@@ -7,6 +7,7 @@ Loading is idempotent per month: the month's rows are replaced in one transactio
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
 import json
@@ -25,6 +26,7 @@ from .warehouse import connect
 MAX_COUNT = 1_000_000_000  # followers / likes above this are not a collectivité's account
 FUTURE_TOLERANCE = "interval 10 minutes"
 MEDIA_AFTER_SNAPSHOT_TOLERANCE = "interval 1 hour"
+INVALID_UTF8 = "invalid UTF-8 (bad bytes shown as U+FFFD)"
 
 DDL = """
 create schema if not exists raw;
@@ -180,6 +182,32 @@ def _gunzip(src: Path, dest_dir: Path) -> tuple[Path | None, str | None]:
     return dest, None
 
 
+def _utf8_lines(src: Path, dest_dir: Path) -> tuple[Path, list[int]]:
+    """(src, []) when the file is valid UTF-8 (read_text refuses anything else); otherwise a
+    copy with the bad bytes replaced by U+FFFD and the 1-based numbers of the lines that had
+    them, so that only those lines are rejected."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(src, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        return src, []
+    except UnicodeDecodeError:
+        pass
+    fd, name = tempfile.mkstemp(prefix="utf8-", suffix=".ndjson", dir=dest_dir)
+    bad: list[int] = []
+    with open(src, "rb") as fin, open(fd, "wb") as fout:
+        for number, raw in enumerate(fin, start=1):  # split on b"\n", like the loader
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+                raw = raw.decode("utf-8", "replace").encode("utf-8")
+            fout.write(raw)
+    return Path(name), bad
+
+
 def _chunks(files, file_errors, budget: int = 64 << 20):
     """Group files into chunks of whole months of about `budget` bytes."""
     by_month: dict[dt.date, list] = {}
@@ -214,6 +242,7 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
         ensure_schema(con)
         files: list[tuple[str, dt.date, str, int]] = []   # (path to read, month, rel name, bytes)
         file_errors: list[tuple[dt.date, str, str]] = []
+        line_errors: list[tuple[dt.date, str, int, str]] = []
         for month in months:
             for path in month_files(landing_dir, month):
                 rel = str(path.relative_to(landing_dir))
@@ -223,9 +252,15 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
                     if err:
                         file_errors.append((month, rel, err))
                         continue
+                readable, bad_lines = _utf8_lines(Path(readable), Path(tmp))
+                line_errors += [(month, rel, n, INVALID_UTF8) for n in bad_lines]
                 files.append((str(readable), month, rel, path.stat().st_size))
         con.execute("begin transaction")
         try:
+            con.execute("create or replace temp table _line_errors "
+                        "(month date, file varchar, line integer, reason varchar)")
+            if line_errors:
+                con.executemany("insert into _line_errors values (?, ?, ?, ?)", line_errors)
             con.execute("delete from raw.snapshots where month = any($1)", [months])
             con.execute("delete from raw.media where month = any($1)", [months])
             con.execute("delete from raw.rejected_lines where month = any($1)", [months])
@@ -275,9 +310,9 @@ def _stage_lines(con, files, file_errors, now) -> None:
                 from (select filename, string_split(content, chr(10)) as parts
                       from read_text($1))
             ) s join _files f on f.path = s.filename
-            -- blank lines are skipped (a trailing CR of CRLF files is JSON whitespace);
-            -- trim() is only evaluated on short lines: it is slow on long strings
-            where not (length(s.raw) <= 16 and trim(s.raw) = '')
+            -- blank lines (JSON whitespace only: the lone CR of a blank CRLF line too) are
+            -- skipped; trim() is only evaluated on short lines: it is slow on long strings
+            where not (length(s.raw) <= 16 and trim(s.raw, chr(32) || chr(9) || chr(13)) = '')
         """, [paths])
     else:
         con.execute("create or replace temp table _lines (month date, file varchar, line integer, raw varchar)")
@@ -340,8 +375,8 @@ def _stage_lines(con, files, file_errors, now) -> None:
                     when posted_at is null then 'media ' || media_id || ': timestamp ' || coalesce('"' || ts_raw || '"', 'missing') || ' is not an ISO time with time zone'
                     when t_likes is not null and t_likes not in {_INT_TYPES} then 'media ' || media_id || ': like_count is not an integer: ' || coalesce(likes_raw, 'null')
                     when t_comments is not null and t_comments not in {_INT_TYPES} then 'media ' || media_id || ': comments_count is not an integer: ' || coalesce(comments_raw, 'null')
-                    when try_cast(likes_raw as bigint) < 0 or try_cast(comments_raw as bigint) < 0 then 'media ' || media_id || ': negative count'
-                    when try_cast(likes_raw as hugeint) > {MAX_COUNT} or try_cast(comments_raw as hugeint) > {MAX_COUNT} then 'media ' || media_id || ': absurd count (> 1e9)'
+                    when try_cast(likes_raw as double) < 0 or try_cast(comments_raw as double) < 0 then 'media ' || media_id || ': negative count'
+                    when try_cast(likes_raw as double) > {MAX_COUNT} or try_cast(comments_raw as double) > {MAX_COUNT} then 'media ' || media_id || ': absurd count (> 1e9)'
                 end as problem
             from _media
         ) where problem is not null
@@ -353,9 +388,9 @@ def _stage_lines(con, files, file_errors, now) -> None:
             f"when status = 'ok' and (t_{col} is null or t_{col} not in {_INT_TYPES}) "
             f"then '{col} is not an integer: ' || coalesce({col}, 'missing')")
         int_checks.append(
-            f"when status = 'ok' and try_cast({col} as hugeint) < 0 then '{col} is negative: ' || {col}")
+            f"when status = 'ok' and try_cast({col} as double) < 0 then '{col} is negative: ' || {col}")
         int_checks.append(
-            f"when status = 'ok' and try_cast({col} as hugeint) > {MAX_COUNT} "
+            f"when status = 'ok' and try_cast({col} as double) > {MAX_COUNT} "
             f"then '{col} is absurd (> 1e9): ' || {col}")
     int_checks_sql = "\n                ".join(int_checks)
     con.execute(f"""
@@ -369,6 +404,7 @@ def _stage_lines(con, files, file_errors, now) -> None:
         )
         select ts.*,
             case
+                when le.reason is not null then le.reason
                 when not is_json then 'invalid JSON' || case when not ends_with_brace then ' (truncated line?)' else '' end
                 when t_root <> 'OBJECT' then 'not a JSON object'
                 when t_handle is null then 'missing field handle'
@@ -391,6 +427,7 @@ def _stage_lines(con, files, file_errors, now) -> None:
                 when t_error_code is not null and t_error_code not in {_INT_TYPES} then 'error.code is not an integer'
             end as reason
         from ts left join _media_problems mp using (month, file, line)
+            left join _line_errors le using (month, file, line)
     """, {"now": now})
     # Later copies of the same snapshot (handle, fetched_at) are rejected; the first stays.
     con.execute("""
@@ -412,7 +449,7 @@ def _stage_lines(con, files, file_errors, now) -> None:
     con.execute(f"""
         update _checked c set reason = 'media ' || x.media_id || ' posted at ' || strftime(x.posted_at, '%Y-%m-%dT%H:%M:%SZ') || ' after the snapshot (fetched_at ' || strftime(c.fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ')'
         from (
-            select md.month, md.file, md.line, min(md.media_id) as media_id, max(md.posted_at) as posted_at
+            select md.month, md.file, md.line, arg_max(md.media_id, md.posted_at) as media_id, max(md.posted_at) as posted_at
             from _media md join _checked k using (month, file, line)
             where k.reason is null and md.posted_at > k.fetched_utc + {MEDIA_AFTER_SNAPSHOT_TOLERANCE}
             group by all
@@ -431,7 +468,7 @@ def _insert(con, now) -> None:
                try_cast(media_count as bigint),
                case when status = 'ok' then coalesce(n.media, 0) end,
                $now
-        from _checked c left join (select month, file, line, count(*) as media from _media group by all) n
+        from _checked c left join (select month, file, line, count(distinct media_id) as media from _media group by all) n
             using (month, file, line)
         where reason is null
         order by month, handle_norm, fetched_utc

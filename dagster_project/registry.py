@@ -51,11 +51,13 @@ def parse_registry(text: str, known_territories: set[str] | frozenset[str],
     Returns the valid accounts and the rejected rows, each with its 1-based file line.
     """
     text = text.lstrip("\ufeff")
-    lines = text.splitlines()
+    # Only CR, LF and CRLF end a line: str.splitlines() also splits on U+2028, \x0c, \x85…
+    # (a name pasted from a web page), which split the row and shifted every line number.
+    lines = io.StringIO(text, newline="").readlines()
     if not lines or not lines[0].strip():
         raise ValueError(f"{name}: empty registry (expected a header handle,territory_id,…)")
     delimiter = _sniff_delimiter(lines[0])
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [h.strip().lower() for h in next(reader)]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
@@ -65,8 +67,9 @@ def parse_registry(text: str, known_territories: set[str] | frozenset[str],
     rejected: list[RejectedRow] = []
     seen_territory: dict[str, int] = {}
     seen_handle: dict[str, int] = {}
+    end = reader.line_num
     for row in reader:
-        line = reader.line_num
+        line, end = end + 1, reader.line_num  # first line of the row (quoted cells may span lines)
         raw = delimiter.join(row)
         if not any(cell.strip() for cell in row):
             continue

@@ -1,7 +1,6 @@
 """Load: landing files and the accounts registry into the warehouse's `raw` schema."""
 
-from dagster import (AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue,
-                     multi_asset)
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from .. import months as m
 from ..loader import load_months, load_registry
@@ -9,26 +8,23 @@ from ..partitions import monthly_partitions, single_run, window_months
 from ..reference import territory_ids
 from ..resources import ObservatoireResource
 
-RAW_TABLES = {
-    "snapshots": "One row per valid landing line (snapshot of one account).",
-    "media": "Posts returned with each snapshot.",
-    "accounts": "The valid rows of the accounts registry.",
-    "rejected_lines": "Landing lines that could not be loaded, with file, line and reason.",
-}
 COLLECTED = AssetKey(["landing", "instagram_snapshots"])
 
 
-@multi_asset(
-    specs=[AssetSpec(["raw", name], description=desc, deps=[COLLECTED], group_name="raw",
-                     kinds={"duckdb"})
-           for name, desc in RAW_TABLES.items()],
+@asset(
+    key=["raw", "instagram"],
+    deps=[COLLECTED],
+    group_name="raw",
+    kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=single_run,
     pool="warehouse",
-    can_subset=False,
+    description="Tables raw.snapshots (one row per valid landing line), raw.media (posts of "
+    "each snapshot), raw.rejected_lines (bad lines with file, line, reason), raw.load_files, "
+    "raw.accounts and raw.rejected_accounts (the registry). Idempotent per month: a month's "
+    "rows are replaced by what its landing folder holds.",
 )
 def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireResource):
-    """Idempotent per month: a month's raw rows are replaced by what its folder holds."""
     settings = observatoire.settings()
     months = window_months(context)
     n_accounts, rejected_accounts = load_registry(
@@ -43,13 +39,11 @@ def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireReso
         + [f"| {m.month_key(x.month)} | {x.files} | {x.lines} | {x.loaded} | {x.rejected} | {x.media} |"
            for x in result.months[-24:]])
     rejected_md = "\n".join(f"- `{f}:{ln}` {reason}" for f, ln, reason in result.rejected_samples)
-    yield MaterializeResult(asset_key=["raw", "snapshots"], metadata={
-        "rows_loaded": result.loaded, "lines_rejected": result.rejected,
-        "months": len(months), "rows_per_month": MetadataValue.md(per_month),
-        "rejected_sample": MetadataValue.md(rejected_md or "none")})
-    yield MaterializeResult(asset_key=["raw", "media"], metadata={"rows_loaded": result.media})
-    yield MaterializeResult(asset_key=["raw", "accounts"], metadata={
-        "accounts": n_accounts, "rejected_rows": len(rejected_accounts),
-        "rejected": MetadataValue.md("\n".join(f"- {r.reason}" for r in rejected_accounts) or "none")})
-    yield MaterializeResult(asset_key=["raw", "rejected_lines"],
-                            metadata={"lines_rejected": result.rejected})
+    return MaterializeResult(metadata={
+        "snapshots_loaded": result.loaded, "posts_loaded": result.media,
+        "lines_rejected": result.rejected, "months": len(months),
+        "rows_per_month": MetadataValue.md(per_month),
+        "rejected_sample": MetadataValue.md(rejected_md or "none"),
+        "accounts": n_accounts, "registry_rows_rejected": len(rejected_accounts),
+        "registry_rejected": MetadataValue.md(
+            "\n".join(f"- {r.reason}" for r in rejected_accounts) or "none")})

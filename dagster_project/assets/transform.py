@@ -5,7 +5,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, Output
+from dagster import (AssetCheckEvaluation, AssetCheckResult, AssetExecutionContext, AssetKey,
+                     AssetMaterialization, AssetSpec, Config, MetadataValue, Output)
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from .. import months as m
@@ -15,13 +16,44 @@ from ..resources import ObservatoireResource
 from ..warehouse import connect
 
 
-class Translator(DagsterDbtTranslator):
-    """Groups follow dbt folders; sources map to the load asset's keys (raw/<table>)."""
+RAW = AssetKey(["raw", "instagram"])
 
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        if dbt_resource_props["resource_type"] == "model":
-            return dbt_resource_props["fqn"][1]  # staging | intermediate | marts
-        return super().get_group_name(dbt_resource_props)
+
+class Translator(DagsterDbtTranslator):
+    """Only the marts are Dagster assets; their lineage skips staging/intermediate.
+
+    dbt still builds every model and runs every test in one invocation; Dagster records the
+    five marts (a range run writes one event per asset *and month*: 18 models × 109 months
+    of events cost a minute on SQLite, 5 marts cost seconds). Sources map to the load asset.
+    """
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id)
+        if node is None or node["resource_type"] != "model":
+            return spec
+        deps = {RAW if up.startswith("source.") else AssetKey(["marts", manifest["nodes"][up]["name"]])
+                for up in _upstream_marts_and_sources(manifest, unique_id)}
+        return spec.replace_attributes(deps=sorted(deps, key=lambda k: k.to_string()),
+                                       group_name="marts")
+
+
+def _upstream_marts_and_sources(manifest: Mapping[str, Any], unique_id: str) -> set[str]:
+    """The nearest marts and sources upstream of a node, walking through other models."""
+    found: set[str] = set()
+    todo = list(manifest["parent_map"].get(unique_id, []))
+    seen: set[str] = set()
+    while todo:
+        up = todo.pop()
+        if up in seen:
+            continue
+        seen.add(up)
+        node = manifest["nodes"].get(up)
+        if up.startswith("source.") or (node and node["fqn"][1] == "marts"):
+            found.add(up)
+        elif node is not None:
+            todo.extend(manifest["parent_map"].get(up, []))
+    return found
 
 
 class TransformConfig(Config):
@@ -42,13 +74,17 @@ def month_env(first: dt.date, last: dt.date) -> dict[str, str]:
 HELD_BACK = {"fct_monthly_rankings", "account_alerts"}
 
 
+TRANSLATOR = Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
+    select="path:models/marts",
     partitions_def=monthly_partitions,
     backfill_policy=single_run,
     pool="warehouse",
-    dagster_dbt_translator=Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    dagster_dbt_translator=TRANSLATOR,
 )
 def observatoire_dbt(context: AssetExecutionContext, dbt: DbtCliResource,
                      observatoire: ObservatoireResource, config: TransformConfig):
@@ -62,15 +98,28 @@ def observatoire_dbt(context: AssetExecutionContext, dbt: DbtCliResource,
     os.environ["OBSERVATOIRE_DATA_DIR"] = str(settings.data_dir)
     context.log.info(f"dbt build over {m.month_key(first)} → {m.month_key(last)}")
     held = []
-    for event in dbt.cli(dbt_build_args(config.full_refresh), context=context).stream():
-        if isinstance(event, Output) and event.output_name in HELD_BACK:
-            held.append(event)
-        else:
-            yield event
+    selected = context.selected_asset_keys
+    # Without `context=`, dagster-dbt reports every node as a plain materialization; the
+    # marts become this op's outputs, the others stay in dbt's own log.
+    invocation = dbt.cli(dbt_build_args(config.full_refresh), manifest=dbt_project.manifest_path,
+                         dagster_dbt_translator=TRANSLATOR)
+    for event in invocation.stream():
+        if isinstance(event, AssetMaterialization) and event.asset_key in selected:
+            out = Output(None, output_name=event.asset_key.to_python_identifier(),
+                         metadata=event.metadata)
+            if event.asset_key.path[-1] in HELD_BACK:
+                held.append(out)
+            else:
+                yield out
+        elif isinstance(event, AssetCheckEvaluation) and event.asset_key in selected:
+            yield AssetCheckResult(asset_key=event.asset_key, check_name=event.check_name,
+                                   passed=event.passed, severity=event.severity,
+                                   metadata=event.metadata)
     # dbt has exited: the warehouse can be read for the UI's previews.
     with connect(settings.warehouse, read_only=True) as con:
         for event in held:
-            extra = (rankings_metadata(con, first, last) if event.output_name == "fct_monthly_rankings"
+            extra = (rankings_metadata(con, first, last)
+                     if event.output_name.endswith("fct_monthly_rankings")
                      else alerts_metadata(con, first, last))
             yield event.with_metadata({**event.metadata, **extra})
 

@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from ..registry import Account, read_registry
 from ..settings import SEEDS_DIR
 
 DEMO_SEED = 20171001
+CHUNK_MONTHS = 6
 DEMO_FILE = "demo.ndjson"
 LOCKDOWN = dt.date(2020, 3, 1)
 # Accounts that went dark in reality: handle → first month answered `not_found`.
@@ -210,16 +212,6 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
     n_in_window = np.where(is_ok, n_posts[snap_acc, snap_month], 0)
     s = len(snap_acc)
 
-    # Media: one row per post, vectorised within a month; each month draws from its own
-    # seeded stream so a month's file does not depend on the range asked for.
-    parts = []
-    for month_idx in np.unique(snap_month):
-        sel = np.nonzero(snap_month == month_idx)[0]
-        parts.append(_media(sel, n_media[sel], n_in_window[sel], snap_at, snap_f, er[snap_acc],
-                            snap_acc, snap_month, len(ai),
-                            np.random.default_rng([seed, 3, int(month_idx)])))
-    media_cols = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-
     handles = np.array([a.handle for a in accounts], dtype=object)
     names = np.array([info[a.territory_id][1] for a in accounts], dtype=object)
     error_code = {"not_found": 110, "not_business": 100, "error": 2}
@@ -227,24 +219,51 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
     error_msg = {"not_found": "Invalid user id: the account no longer exists (demo)",
                  "not_business": "The account is not a business or creator account (demo)",
                  "error": "An unexpected error has occurred. Please retry your request later. (demo)"}
-    snaps = pa.table({
-        "sid": np.arange(s),
-        "month_key": [m.month_key(m.add_months(m.FIRST_MONTH, int(x))) for x in snap_month],
-        "handle": handles[snap_acc],
-        "fetched_at": snap_at.astype("datetime64[us]"),
-        "status": snap_status.astype(str),
-        "error_code": pa.array([error_code.get(x) for x in snap_status], pa.int64()),
-        "error_subcode": pa.array([error_sub.get(x) for x in snap_status], pa.int64()),
-        "error_message": [error_msg.get(x) for x in snap_status],
-        "account_id": (np.int64(17841400000000000) + snap_acc).astype(str),
-        "name": names[snap_acc],
-        "followers_count": snap_f,
-        "follows_count": follows_m[snap_acc, snap_month],
-        "media_count": cum_posts[snap_acc, snap_month],
-    })
-    media = pa.table(media_cols)
-    files = _write_months(snaps, media, landing_dir)
-    return SimResult(len(wanted), n, s, media.num_rows, files)
+
+    def snapshots_table(sel: np.ndarray) -> pa.Table:
+        acc, mon, st = snap_acc[sel], snap_month[sel], snap_status[sel]
+        return pa.table({
+            "sid": sel,
+            "month_key": [m.month_key(m.add_months(m.FIRST_MONTH, int(x))) for x in mon],
+            "handle": handles[acc],
+            "fetched_at": snap_at[sel].astype("datetime64[us]"),
+            "status": st.astype(str),
+            "error_code": pa.array([error_code.get(x) for x in st], pa.int64()),
+            "error_subcode": pa.array([error_sub.get(x) for x in st], pa.int64()),
+            "error_message": [error_msg.get(x) for x in st],
+            "account_id": (np.int64(17841400000000000) + acc).astype(str),
+            "name": names[acc],
+            "followers_count": snap_f[sel],
+            "follows_count": follows_m[acc, mon],
+            "media_count": cum_posts[acc, mon],
+        })
+
+    # Media: one row per post, vectorised within a month; each month draws from its own
+    # seeded stream so a month's file does not depend on the range asked for. Months are
+    # generated and written in chunks (flat memory), written by two threads (DuckDB
+    # releases the GIL while it serialises JSON).
+    files: list[Path] = []
+    n_media_total = 0
+    month_ids = np.unique(snap_month)
+    chunks = [month_ids[i:i + CHUNK_MONTHS] for i in range(0, len(month_ids), CHUNK_MONTHS)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = []
+        for chunk in chunks:
+            parts = []
+            for month_idx in chunk:
+                sel = np.nonzero(snap_month == month_idx)[0]
+                parts.append(_media(sel, n_media[sel], n_in_window[sel], snap_at, snap_f,
+                                    er[snap_acc], snap_acc, snap_month, len(ai),
+                                    np.random.default_rng([seed, 3, int(month_idx)])))
+            media = pa.table({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+            n_media_total += media.num_rows
+            snaps = snapshots_table(np.nonzero(np.isin(snap_month, chunk))[0])
+            pending.append(pool.submit(_write_months, snaps, media, landing_dir))
+            while len(pending) >= 3:               # at most 3 chunks in memory
+                files += pending.pop(0).result()
+        for f in pending:
+            files += f.result()
+    return SimResult(len(wanted), n, s, n_media_total, sorted(files))
 
 
 def _media(sel, n_media, n_in_window, snap_at, snap_f, snap_er, snap_acc, snap_month,
