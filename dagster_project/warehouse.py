@@ -14,13 +14,18 @@ from pathlib import Path
 
 import duckdb
 
+MEMORY_LIMIT = os.environ.get("OBSERVATOIRE_DUCKDB_MEMORY", "1GB")
+
 
 @contextlib.contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    # A bounded buffer pool keeps the pipeline under its memory budget (DuckDB spills to
+    # disk beyond it); the default would be 80 % of the machine's RAM.
+    con = duckdb.connect(str(path), read_only=read_only,
+                         config={"memory_limit": MEMORY_LIMIT})
     try:
         con.execute("set TimeZone = 'UTC'")
         yield con

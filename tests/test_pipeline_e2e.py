@@ -55,6 +55,7 @@ def test_exports_written(demo_run):
     folder = demo_run / "exports" / "2021-08"
     names = {p.name for p in folder.iterdir()}
     assert {f"{c}.csv" for c in CATEGORIES} | {"alertes.csv", "LISEZMOI.txt", "rapport.html"} <= names
+    assert {f"top10_{c}.png" for c in CATEGORIES} <= names
     assert "SIMULÉES" in (folder / "LISEZMOI.txt").read_text(encoding="utf-8-sig").upper()
 
 

@@ -104,7 +104,7 @@ def build_context(warehouse: Path, month: dt.date) -> dict[str, Any]:
         sections.append({
             "key": key, "label": cat["label"], "top_n": cat.get("top_n"), "rows": rows,
             "ranked": data.ranked_counts.get(key, 0), "demo": demo,
-            "chart": _data_uri(png),
+            "chart": _data_uri(png), "png": png,
             "chart_alt": (f"Top 10 {cat['label']} — {month_label_fr(month)} : "
                           + ", ".join(f"{r['rank']}. {r['territory_name']}"
                                       for r in rows[:10])) if rows else
@@ -121,12 +121,27 @@ def build_context(warehouse: Path, month: dt.date) -> dict[str, Any]:
     }
 
 
+def _write_atomic(out: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def render_report(warehouse: Path, month: dt.date, exports_dir: Path) -> Path:
-    """Write `<exports_dir>/<YYYY-MM>/rapport.html` (atomically) and return its path."""
+    """Write `<exports_dir>/<YYYY-MM>/rapport.html` and the Top 10 charts
+    `top10_<category>.png` beside it (each atomically); return the report's path."""
     context = build_context(Path(warehouse), month)
     html = _env().get_template("rapport.html.j2").render(**context)
     out_dir = Path(exports_dir) / context["month_key"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    for section in context["sections"]:
+        _write_atomic(out_dir / f"top10_{section['key']}.png", section["png"])
     out = out_dir / "rapport.html"
     fd, tmp = tempfile.mkstemp(prefix=".rapport.", suffix=".tmp", dir=out_dir)
     try:

@@ -1,0 +1,134 @@
+"""`make bench`: the figures of issue #6, as ratios measured in one run.
+
+    python -m bench.run [--quick] [--skip-scale]
+
+Prints a table (figure, value, target, pass/fail) and writes bench/results.json.
+Every pipeline run is a real `observatoire run` subprocess in a fresh data folder.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from dagster_project import months as m  # noqa: E402
+from dagster_project.loader import load_months, month_files  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def env_for(data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSERVATOIRE_", "DAGSTER_"))}
+    env.update(OBSERVATOIRE_DATA_DIR=str(data), DAGSTER_HOME=str(data / "dagster"),
+               DBT_SEND_ANONYMOUS_USAGE_STATS="False")
+    return env
+
+
+def pipeline(data: Path, first: dt.date, last: dt.date, *extra: str) -> tuple[float, float]:
+    """Wall time and peak RSS (GiB, largest process of the run) of one `observatoire run`."""
+    cmd = [str(BIN / "python"), "-c",
+           "import resource, sys, subprocess; p = subprocess.run(sys.argv[1:]); "
+           "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+           "sys.exit(p.returncode)",
+           str(BIN / "observatoire"), "run", "--from", m.month_key(first), "--to", m.month_key(last),
+           "--data-dir", str(data), *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env_for(data), capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"run {first}..{last} failed:\n{proc.stderr[-3000:]}")
+    rss_kb = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("MAXRSS")))
+    return elapsed, rss_kb / 2**20
+
+
+def load_ratio(landing: Path, months: list[dt.date], work: Path) -> dict:
+    """Rows/s of the project's loader vs DuckDB's own read_json + insert on the same files."""
+    files = [str(p) for mo in months for p in month_files(landing, mo)]
+    t0 = time.perf_counter()
+    res = load_months(work / "loader.duckdb", landing, months)
+    loader_s = time.perf_counter() - t0
+    rows = res.loaded + res.media
+    t0 = time.perf_counter()
+    with duckdb.connect(str(work / "baseline.duckdb"), config={"memory_limit": "1GB"}) as con:
+        con.execute("create table snaps as select * from read_json($1, format = 'newline_delimited')",
+                    [files])
+        con.execute("create table media as select handle, fetched_at, "
+                    "unnest(business_discovery.media.data, recursive := true) from snaps "
+                    "where business_discovery is not null")
+        base_rows = sum(con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("snaps", "media"))
+    base_s = time.perf_counter() - t0
+    return {"loader_s": round(loader_s, 2), "loader_rows": rows, "duckdb_s": round(base_s, 2),
+            "duckdb_rows": base_rows, "ratio": round((rows / loader_s) / (base_rows / base_s), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a few months only (smoke test)")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    args = ap.parse_args()
+    last = m.last_complete_month()
+    first = m.add_months(last, -3) if args.quick else m.FIRST_MONTH
+    work = Path(tempfile.mkdtemp(prefix="obs-bench-"))
+    results: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                     "range": f"{m.month_key(first)}..{m.month_key(last)}", "figures": {}}
+    fig = results["figures"]
+    try:
+        print(f"full run {m.month_key(first)}..{m.month_key(last)} …", flush=True)
+        full_s, full_rss = pipeline(work / "full", first, last)
+        print(f"one month {m.month_key(last)} into an empty warehouse …", flush=True)
+        one_s, _ = pipeline(work / "one", last, last)
+        print("history minus one month, then add the last month …", flush=True)
+        pipeline(work / "incr", first, m.add_months(last, -1))
+        add_s, _ = pipeline(work / "incr", last, last)
+        print("load ratio …", flush=True)
+        lr = load_ratio(work / "full" / "landing" / "instagram", m.month_range(first, last), work)
+        n_months = len(m.month_range(first, last))
+        fig["full_demo_run_s"] = {"value": round(full_s, 1), "target": "<= 120", "pass": full_s <= 120,
+                                  "months": n_months}
+        fig["backfill_ratio"] = {"value": round(full_s / one_s, 2), "target": "<= 6",
+                                 "pass": full_s / one_s <= 6, "one_month_s": round(one_s, 1)}
+        fig["incremental_ratio"] = {"value": round(add_s / one_s, 2), "target": "<= 1.5",
+                                    "pass": add_s / one_s <= 1.5, "add_month_s": round(add_s, 1)}
+        fig["load_ratio"] = {"value": lr["ratio"], "target": ">= 0.5", "pass": lr["ratio"] >= 0.5, **lr}
+        fig["peak_memory_gib"] = {"value": round(full_rss, 2), "target": "<= 2", "pass": full_rss <= 2}
+        if not args.skip_scale:
+            print("scale: every territory has an account, 12 months …", flush=True)
+            s_first = m.add_months(last, -11)
+            scale_s, scale_rss = pipeline(work / "scale", s_first, last, "--scale")
+            with duckdb.connect(str(work / "scale" / "published" / "warehouse.duckdb"), read_only=True) as con:
+                rows = sum(con.execute(f"select count(*) from raw.{t}").fetchone()[0]
+                           for t in ("snapshots", "media"))
+                accounts = con.execute("select count(*) from raw.accounts").fetchone()[0]
+            fig["scale_12_months"] = {"value": round(rows / scale_s), "target": "completes; rows/s",
+                                      "pass": True, "seconds": round(scale_s, 1), "accounts": accounts,
+                                      "raw_rows": rows, "peak_memory_gib": round(scale_rss, 2)}
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    out = ROOT / "bench" / ("results-quick.json" if args.quick else "results.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{'figure':<22}{'value':>12}  {'target':<20}result")
+    for name, f in fig.items():
+        print(f"{name:<22}{f['value']:>12}  {f['target']:<20}{'PASS' if f['pass'] else 'FAIL'}")
+    print(f"\nwritten to {out}")
+    if not all(f["pass"] for f in fig.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
