@@ -1,6 +1,7 @@
 """`observatoire`: run the pipeline, export a month, draw a chart, open the Dagster UI (SPEC §7)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -112,13 +113,21 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
             ASSET_PARTITION_RANGE_END_TAG: last.isoformat(), "observatoire/cli": "run"}
     box: dict = {}
 
+    from .settings import load_settings
+
+    log_dir = load_settings().data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"run-{run_id}.log"
+
     def target() -> None:
-        try:
-            box["result"] = job.execute_in_process(
-                run_config=run_config, instance=instance, run_id=run_id, tags=tags,
-                raise_on_error=False)
-        except BaseException as exc:  # surfaced below
-            box["error"] = exc
+        # dbt's own log goes to a file; the terminal shows the progress and the summary.
+        with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            try:
+                box["result"] = job.execute_in_process(
+                    run_config=run_config, instance=instance, run_id=run_id, tags=tags,
+                    raise_on_error=False)
+            except BaseException as exc:  # surfaced below
+                box["error"] = exc
 
     worker = threading.Thread(target=target, daemon=True)
     started = time.monotonic()
@@ -221,7 +230,8 @@ def run(
     result, run_id, elapsed = execute(first, last, resource_config, full_refresh=full_refresh)
     if not result.success:
         _fail(f"{_failure_message(result)}\n  run {run_id} is in the Dagster UI "
-              f"(observatoire ui) with its full event log")
+              f"(observatoire ui) with its full event log; dbt's log: "
+              f"{data / 'logs' / f'run-{run_id}.log'}")
     s = summary(data, first, last)
     c = s["counts"]
     console.print(f"\n[bold green]done[/] in {elapsed:.0f} s — run {run_id}")
