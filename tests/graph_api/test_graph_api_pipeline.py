@@ -1,0 +1,52 @@
+"""`observatoire run --source graph_api` against a local fake Graph API: rankings for the month."""
+import csv
+import datetime as dt
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_graph_api import FakeGraphAPI, make_media  # noqa: E402
+from pipeline_support import ROOT, run_cli  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TOKEN = "EAAGsecret-PIPELINE-token-42"
+
+
+def test_graph_api_run_produces_provisional_rankings(tmp_path):
+    with open(ROOT / "seeds" / "instagram_accounts.csv", encoding="utf-8") as fh:
+        registry = list(csv.DictReader(fh))
+    api = FakeGraphAPI(token=TOKEN)
+    for i, row in enumerate(registry):
+        api.add_account(row["handle"], followers=2000 + 500 * i, follows=100 + i,
+                        media=make_media(40, per_day=0.5 + i / 10, prefix=f"p{i}_"))
+    api.scenario("latenareze", not_found=True)
+    api.scenario("stylemillau", not_business=True)
+    api.scenario("haute_marne", throttle=1, throttle_code=4, retry_after="1")
+    api.scenario("eureennormandie", fail_5xx=1)
+    api.scenario("ariegeledpt", echo_token=True, bad_param=True)
+    data = tmp_path / "data"
+    with api:
+        proc = run_cli(["run", "--source", "graph_api", "--data-dir", str(data)], data,
+                       INSTAGRAM_GRAPH_URL=api.url, INSTAGRAM_ACCESS_TOKEN=TOKEN,
+                       INSTAGRAM_USER_ID=api.user_id)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    month = dt.date.today().replace(day=1)
+    with duckdb.connect(str(data / "published" / "warehouse.duckdb"), read_only=True) as con:
+        ranked = con.execute("""select category, count(*), bool_and(is_provisional), bool_or(is_demo),
+                                       min(source), max(source)
+                                from marts.fct_monthly_rankings where month = ? group by 1 order by 1""",
+                             [month]).fetchall()
+        alerts = dict(con.execute("select handle, latest_status from marts.account_alerts "
+                                  "where month = ?", [month]).fetchall())
+    # 9 départements and 8 CCs registered; 3 of them fail (not found, not business, bad param).
+    assert ranked == [("communaute_communes", 6, True, False, "graph_api", "graph_api"),
+                      ("departement", 8, True, False, "graph_api", "graph_api")]
+    assert alerts == {"latenareze": "not_found", "stylemillau": "not_business", "ariegeledpt": "error"}
+    assert api.count("haute_marne") >= 2 and api.count("eureennormandie") >= 2  # retried
+    # The token appears in no file the run wrote (landing, warehouse, Dagster storage, logs).
+    leaks = [p for p in data.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert leaks == []
+    assert TOKEN not in proc.stdout + proc.stderr
