@@ -105,12 +105,14 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
         logging.getLogger(name).setLevel(logging.WARNING)
     job = defs.resolve_job_def("monthly_pipeline")
     instance = DagsterInstance.get()
+    recover_dead_cli_runs(instance)
     run_id = make_new_run_id()
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}},
                   "resources": {"observatoire": {"config": resource_config}},
                   "ops": {"observatoire_dbt": {"config": {"full_refresh": full_refresh}}}}
     tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(), "observatoire/cli": "run"}
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(), "observatoire/cli": "run",
+            PID_TAG: str(os.getpid())}
     box: dict = {}
 
     from .settings import load_settings
@@ -164,6 +166,39 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
         raise box["error"]
     result = box["result"]
     return result, run_id, time.monotonic() - started
+
+
+PID_TAG = "observatoire/pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_dead_cli_runs(instance) -> list[str]:
+    """Mark CLI runs whose process died (killed, machine crash) as failed and free their
+    `warehouse` pool slots; otherwise the next run would wait for those slots forever."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    recovered = []
+    in_progress = instance.get_runs(RunsFilter(statuses=[
+        DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED]))
+    for run in in_progress:
+        pid = run.tags.get(PID_TAG)
+        if pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the observatoire process (pid {pid}) died mid-run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        console.print(f"[yellow]note:[/] run {run.run_id} had died mid-run (pid {pid}): "
+                      "marked failed, its warehouse slot freed")
+        recovered.append(run.run_id)
+    return recovered
 
 
 def _failure_message(result) -> str:

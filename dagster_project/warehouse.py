@@ -6,6 +6,7 @@ DuckDB allows one read-write process per file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -31,6 +32,24 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         yield con
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def writer_lock(data_dir: Path) -> Iterator[None]:
+    """Serialise the processes that write the warehouse (load, dbt, publish).
+
+    Dagster's pool `warehouse` already queues writer steps of runs it launches; this lock
+    also covers runs it cannot see queue (two `observatoire run` at once): the second
+    waits instead of failing on DuckDB's file lock. Released by the OS if the process dies.
+    """
+    path = Path(data_dir) / ".warehouse.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def publish(warehouse: Path, published: Path) -> Path:

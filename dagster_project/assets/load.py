@@ -7,6 +7,7 @@ from ..loader import load_months, load_registry
 from ..partitions import monthly_partitions, single_run, window_months
 from ..reference import territory_ids
 from ..resources import ObservatoireResource
+from ..warehouse import writer_lock
 
 COLLECTED = AssetKey(["landing", "instagram_snapshots"])
 
@@ -27,11 +28,12 @@ COLLECTED = AssetKey(["landing", "instagram_snapshots"])
 def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireResource):
     settings = observatoire.settings()
     months = window_months(context)
-    n_accounts, rejected_accounts = load_registry(
-        settings.warehouse, observatoire.registry_path(), territory_ids())
+    with writer_lock(settings.data_dir):
+        n_accounts, rejected_accounts = load_registry(
+            settings.warehouse, observatoire.registry_path(), territory_ids())
+        result = load_months(settings.warehouse, settings.landing_dir, months)
     for r in rejected_accounts:
         context.log.warning(f"registry rejected: {r.reason}")
-    result = load_months(settings.warehouse, settings.landing_dir, months)
     for file, line, reason in result.rejected_samples:
         context.log.warning(f"rejected {file}:{line}: {reason}")
     per_month = "\n".join(

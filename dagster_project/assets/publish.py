@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from .. import months as m
 from ..partitions import monthly_partitions, single_run, window_months
 from ..resources import ObservatoireResource
-from ..warehouse import publish
+from ..warehouse import publish, writer_lock
 
 MARTS = [AssetKey(["marts", k]) for k in ("dim_territories", "dim_categories", "fct_account_monthly",
                                "fct_monthly_rankings", "account_alerts")]
@@ -30,7 +30,8 @@ REPORT_MONTHS = 1
 def published_warehouse(context: AssetExecutionContext,
                         observatoire: ObservatoireResource) -> MaterializeResult:
     settings = observatoire.settings()
-    path = publish(settings.warehouse, settings.published_warehouse)
+    with writer_lock(settings.data_dir):
+        path = publish(settings.warehouse, settings.published_warehouse)
     return MaterializeResult(metadata={"path": MetadataValue.path(str(path)),
                                        "bytes": path.stat().st_size})
 

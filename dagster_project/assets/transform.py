@@ -13,7 +13,7 @@ from .. import months as m
 from ..partitions import monthly_partitions, single_run, window_months
 from ..project import dbt_project
 from ..resources import ObservatoireResource
-from ..warehouse import connect
+from ..warehouse import connect, writer_lock
 
 
 RAW = AssetKey(["raw", "instagram"])
@@ -97,11 +97,16 @@ def observatoire_dbt(context: AssetExecutionContext, dbt: DbtCliResource,
     os.environ.update(month_env(first, last))
     os.environ["OBSERVATOIRE_DATA_DIR"] = str(settings.data_dir)
     context.log.info(f"dbt build over {m.month_key(first)} → {m.month_key(last)}")
+    with writer_lock(settings.data_dir):
+        yield from _build(context, dbt, settings, first, last, config.full_refresh)
+
+
+def _build(context, dbt, settings, first, last, full_refresh):
     held = []
     selected = context.selected_asset_keys
     # Without `context=`, dagster-dbt reports every node as a plain materialization; the
     # marts become this op's outputs, the others stay in dbt's own log.
-    invocation = dbt.cli(dbt_build_args(config.full_refresh), manifest=dbt_project.manifest_path,
+    invocation = dbt.cli(dbt_build_args(full_refresh), manifest=dbt_project.manifest_path,
                          dagster_dbt_translator=TRANSLATOR)
     for event in invocation.stream():
         if isinstance(event, AssetMaterialization) and event.asset_key in selected:
