@@ -343,7 +343,9 @@ def ui(
     import subprocess
 
     configure(data_dir)
-    ensure_manifest()
+    from .dbt_manifest import run_dbt
+
+    run_dbt(["parse", "--quiet"])  # the UI shows the models as they are now
     cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "dagster_project.definitions",
            "-h", "127.0.0.1", "-p", str(port)]
     console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "

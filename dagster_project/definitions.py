@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from dagster import BetaWarning, Definitions, PreviewWarning
+from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
 warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is "beta"
 warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -25,6 +25,9 @@ defs = Definitions(
     jobs=jobs,
     schedules=schedules,
     sensors=sensors,
+    # The pipeline is a chain of steps: a process per step would buy no parallelism and cost
+    # a Python start and imports each. Writer steps still queue on pool "warehouse".
+    executor=in_process_executor,
     resources={
         "observatoire": default_resource(),
         # the project environment's dbt, whether or not .venv/bin is on PATH

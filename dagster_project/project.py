@@ -11,4 +11,5 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 os.environ.setdefault("OBSERVATOIRE_SEEDS_DIR", str(SEEDS_DIR))
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
+# No prepare_if_dev(): under `dagster dev` it re-parses dbt in every process (code server,
+# run worker: +6 s each). `make` and `observatoire ui` / `run` build the manifest first.
