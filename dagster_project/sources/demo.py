@@ -101,13 +101,18 @@ def build_registry(real_accounts: list[Account], *, scale: bool = False,
 def write_registry(accounts: list[Account], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["handle", "territory_id", "source_url", "checked_on"])
-        for a in accounts:
-            w.writerow([a.handle, a.territory_id, a.source_url, a.checked_on])
-    os.replace(tmp, path)
+    # A unique temp name: two runs may write the (identical) registry at the same time.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(["handle", "territory_id", "source_url", "checked_on"])
+            for a in accounts:
+                w.writerow([a.handle, a.territory_id, a.source_url, a.checked_on])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
