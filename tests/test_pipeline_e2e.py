@@ -76,7 +76,7 @@ def test_dbt_unit_tests_pass(demo_run):
     proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit"],
                           cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "PASS=4" in proc.stdout
+    assert "PASS=5" in proc.stdout
 
 
 def test_bad_arguments_fail_clearly(tmp_path):

@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_monthly_rankings"}}}) }}
 -- No ranked account without a reference snapshot (an ok snapshot of that month).
 select r.month, r.territory_id
 from {{ ref('fct_monthly_rankings') }} r
