@@ -54,7 +54,7 @@ def write_ndjson_atomic(path: Path | str, lines: list[str], *, exclusive: bool =
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -71,7 +71,8 @@ def _link_exclusive(tmp: Path, path: Path) -> None:
     tmp.unlink()
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so that a rename inside it is durable (best effort)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -33,6 +33,8 @@ from typing import Any
 
 import duckdb
 
+from ..landing import fsync_dir as _fsync_dir
+
 # ---------------------------------------------------------------- dialects
 
 @dataclass(frozen=True)
@@ -538,17 +540,6 @@ def _fsync_tree(folder: Path) -> None:
     _fsync_dir(folder)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- entry point
