@@ -31,6 +31,7 @@ run: setup
 	$(BIN)/observatoire run
 
 test: setup
+	$(BIN)/ruff check dagster_project tests bench
 	$(BIN)/pytest -q
 
 test-fast: setup

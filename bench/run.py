@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,8 +23,8 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from dagster_project import months as m  # noqa: E402
-from dagster_project.loader import load_months, month_files  # noqa: E402
+from dagster_project import months as m
+from dagster_project.loader import load_months, month_files
 
 BIN = Path(sys.executable).parent
 
@@ -40,13 +39,14 @@ def env_for(data: Path) -> dict[str, str]:
 def pipeline(data: Path, first: dt.date, last: dt.date, *extra: str) -> tuple[float, float]:
     """Wall time and peak RSS (GiB, largest process of the run) of one `observatoire run`."""
     cmd = [str(BIN / "python"), "-c",
-           "import resource, sys, subprocess; p = subprocess.run(sys.argv[1:]); "
-           "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-           "sys.exit(p.returncode)",
+           ("import resource, sys, subprocess; p = subprocess.run(sys.argv[1:]); "
+            "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+            "file=sys.stderr); sys.exit(p.returncode)"),
            str(BIN / "observatoire"), "run", "--from", m.month_key(first), "--to", m.month_key(last),
            "--data-dir", str(data), *extra]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env_for(data), capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, env=env_for(data), capture_output=True, text=True, cwd=ROOT,
+                          check=False)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"run {first}..{last} failed:\n{proc.stderr[-3000:]}")
@@ -83,7 +83,7 @@ def main() -> None:
     last = m.last_complete_month()
     first = m.add_months(last, -3) if args.quick else m.FIRST_MONTH
     work = Path(tempfile.mkdtemp(prefix="obs-bench-"))
-    results: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    results: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                      "machine": f"{platform.machine()} {os.cpu_count()} cores",
                      "range": f"{m.month_key(first)}..{m.month_key(last)}", "figures": {}}
     fig = results["figures"]

@@ -94,8 +94,10 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
     import logging
 
     from dagster import DagsterEventType, DagsterInstance
-    from dagster._core.storage.tags import (ASSET_PARTITION_RANGE_END_TAG,
-                                            ASSET_PARTITION_RANGE_START_TAG)
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
     from dagster._core.utils import make_new_run_id
 
     ensure_manifest()
@@ -128,7 +130,7 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
                 box["result"] = job.execute_in_process(
                     run_config=run_config, instance=instance, run_id=run_id, tags=tags,
                     raise_on_error=False)
-            except BaseException as exc:  # surfaced below
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                 box["error"] = exc
 
     worker = threading.Thread(target=target, daemon=True)
@@ -355,7 +357,8 @@ def ui(
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    proc = subprocess.Popen(cmd, preexec_fn=restore, start_new_session=True)
+    # preexec_fn runs before exec, in the child only; no thread of ours touches it.
+    proc = subprocess.Popen(cmd, preexec_fn=restore, start_new_session=True)  # noqa: PLW1509
     try:
         proc.wait()
     except KeyboardInterrupt:

@@ -238,7 +238,7 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
                 now: dt.datetime | None = None) -> LoadResult:
     """Replace the raw rows of `months` with what their landing folders hold now."""
     landing_dir = Path(landing_dir)
-    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
     result = LoadResult()
     with tempfile.TemporaryDirectory(prefix="obs-load-") as tmp, connect(warehouse) as con:
         ensure_schema(con)
@@ -535,7 +535,7 @@ def _insert(con, now) -> None:
 def load_registry(warehouse: Path, accounts_file: Path, known_territories: frozenset[str],
                   now: dt.datetime | None = None) -> tuple[int, list[RejectedRow]]:
     """Replace raw.accounts with the valid rows of the registry; record the rejected ones."""
-    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
     accounts, rejected = read_registry(Path(accounts_file), known_territories)
     name = Path(accounts_file).name
     with connect(warehouse) as con:

@@ -40,7 +40,7 @@ def month_range(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def today_utc() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def current_month(today: dt.date | None = None) -> dt.date:

@@ -74,7 +74,7 @@ def parse_registry(text: str, known_territories: set[str] | frozenset[str],
         if not any(cell.strip() for cell in row):
             continue
 
-        def cell(col: str) -> str:
+        def cell(col: str, row: list[str] = row) -> str:
             i = idx.get(col)
             return row[i].strip() if i is not None and i < len(row) else ""
 

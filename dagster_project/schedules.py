@@ -4,9 +4,18 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from dagster import (AssetSelection, DefaultScheduleStatus, DefaultSensorStatus, RunRequest,
-                     ScheduleEvaluationContext, SensorEvaluationContext, SkipReason,
-                     define_asset_job, schedule, sensor)
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+    sensor,
+)
 
 from . import months as m
 from .partitions import monthly_partitions

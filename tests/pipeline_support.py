@@ -21,4 +21,4 @@ def project_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(args: list[str], data_dir: Path, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "observatoire"), *args], cwd=ROOT, env=project_env(data_dir, **extra),
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)

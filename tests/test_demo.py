@@ -8,7 +8,7 @@ from dagster_project.registry import read_registry
 from dagster_project.settings import SEEDS_DIR
 from dagster_project.sources import demo
 
-NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 
 
 def registry():

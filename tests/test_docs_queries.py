@@ -7,12 +7,12 @@ from pipeline_support import ROOT
 
 pytestmark = pytest.mark.slow
 GUIDE = (ROOT / "docs" / "warehouse.md").read_text(encoding="utf-8")
-QUERIES = re.findall(r"```sql\n(.*?)```", GUIDE, flags=re.S)
+QUERIES = re.findall(r"```sql\n(.*?)```", GUIDE, flags=re.DOTALL)
 MAY_BE_EMPTY = {"q10", "q11"}  # no new entry in a Top this month / demo data has no bad line
 
 
 def test_guide_has_ten_questions():
-    assert len(re.findall(r"^### \d+\. ", GUIDE, flags=re.M)) == 10
+    assert len(re.findall(r"^### \d+\. ", GUIDE, flags=re.MULTILINE)) == 10
     assert len(QUERIES) == 11
 
 

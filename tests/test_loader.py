@@ -8,7 +8,7 @@ from dagster_project.loader import load_months, load_registry
 from dagster_project.reference import territory_ids
 
 JULY = dt.date(2021, 7, 1)
-NOW = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 
 
 def snap(handle, fetched_at="2021-07-31T22:00:00Z", followers=100, media=(), **over):

@@ -3,7 +3,6 @@ import datetime as dt
 
 import duckdb
 import pytest
-
 from pipeline_support import ROOT, project_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -33,8 +32,9 @@ def test_rankings_for_every_category_and_month(demo_run):
 
 
 def test_run_is_recorded_in_dagster_home(demo_run):
-    from dagster import DagsterInstance, DagsterRunStatus
     import os
+
+    from dagster import DagsterInstance, DagsterRunStatus
     env = project_env(demo_run)
     old = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
@@ -74,7 +74,8 @@ def test_dbt_unit_tests_pass(demo_run):
     from pathlib import Path
     env = project_env(demo_run, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"))
     proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit"],
-                          cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "PASS=5" in proc.stdout
 

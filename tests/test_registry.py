@@ -16,11 +16,11 @@ def test_valid_rows_load_and_bad_rows_are_named():
     assert [(a.handle, a.territory_id, a.line) for a in accounts] == [
         ("gersledepartement", "departement:32", 2), ("isere.le.departement", "departement:38", 5)]
     assert [(r.line, r.reason) for r in rejected] == [
-        (3, "accounts.csv line 3: invalid handle 'haut Savoie le Departement' "
-            "(expected 1-30 characters among a-z 0-9 . _)"),
+        (3, ("accounts.csv line 3: invalid handle 'haut Savoie le Departement' "
+             "(expected 1-30 characters among a-z 0-9 . _)")),
         (4, "accounts.csv line 4: unknown territory_id 'departement:999' for handle 'ghost'"),
-        (6, "accounts.csv line 6: territory departement:38 already has an account (line 5); "
-            "'copy' ignored"),
+        (6, ("accounts.csv line 6: territory departement:38 already has an account (line 5); "
+             "'copy' ignored")),
         (7, "accounts.csv line 7: handle 'gersledepartement' already registered (line 2)"),
     ]
 

@@ -1,20 +1,33 @@
 """dbt models and tests as Dagster assets and asset checks, built over a month range."""
 
-import os
 import datetime as dt
+import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import (AssetCheckEvaluation, AssetCheckResult, AssetExecutionContext, AssetKey,
-                     AssetMaterialization, AssetSpec, Config, MetadataValue, Output)
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetSpec,
+    Config,
+    MetadataValue,
+    Output,
+)
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from .. import months as m
 from ..partitions import monthly_partitions, single_run, window_months
 from ..project import dbt_project
 from ..resources import ObservatoireResource
 from ..warehouse import connect, writer_lock
-
 
 RAW = AssetKey(["raw", "instagram"])
 

@@ -131,7 +131,7 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
              seed: int = DEMO_SEED, now: dt.datetime | None = None,
              seeds_dir: Path = SEEDS_DIR) -> SimResult:
     """Write `<landing_dir>/<YYYY-MM>/demo.ndjson` for each month (atomically)."""
-    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
     landing_dir = Path(landing_dir)
     months = sorted(set(months))
     if not months:

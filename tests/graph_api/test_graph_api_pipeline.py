@@ -8,8 +8,8 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_graph_api import FakeGraphAPI, make_media  # noqa: E402
-from pipeline_support import ROOT, run_cli  # noqa: E402
+from fake_graph_api import FakeGraphAPI, make_media
+from pipeline_support import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 TOKEN = "EAAGsecret-PIPELINE-token-42"
