@@ -14,6 +14,7 @@ import json
 import shutil
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from . import months as m
 from .registry import RejectedRow, read_registry
 from .warehouse import connect
 
+LOAD_WORKERS = 2
 MAX_COUNT = 1_000_000_000  # followers / likes above this are not a collectivité's account
 FUTURE_TOLERANCE = "interval 10 minutes"
 MEDIA_AFTER_SNAPSHOT_TOLERANCE = "interval 1 hour"
@@ -257,25 +259,19 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
                 readable, bad_lines = _utf8_lines(Path(readable), Path(tmp))
                 line_errors += [(month, rel, n, INVALID_UTF8) for n in bad_lines]
                 files.append((str(readable), month, rel, path.stat().st_size))
-        con.execute("begin transaction")
-        try:
-            con.execute("create or replace temp table _line_errors "
-                        "(month date, file varchar, line integer, reason varchar)")
-            if line_errors:
-                con.executemany("insert into _line_errors values (?, ?, ?, ?)", line_errors)
-            con.execute("delete from raw.snapshots where month = any($1)", [months])
-            con.execute("delete from raw.media where month = any($1)", [months])
-            con.execute("delete from raw.rejected_lines where month = any($1)", [months])
-            con.execute("delete from raw.load_files where month = any($1)", [months])
-            # Chunks of ~64 MB keep memory flat whatever the range (duplicates are
-            # detected within a month, and a month is never split).
-            for chunk_files, chunk_errors in _chunks(files, file_errors):
-                _stage_lines(con, chunk_files, chunk_errors, now)
-                _insert(con, now)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+        # Chunks of whole months (~64 MB) keep memory flat whatever the range; each chunk
+        # replaces its months in one transaction (a month is all or nothing), and two
+        # chunks run at once on two connections: one chunk's SQL uses a single core.
+        chunks = list(_chunks(files, file_errors))
+        chunked = {f[1] for c, _ in chunks for f in c} | {e[0] for _, e in chunks for e in e}
+        _replace_months(con, [mo for mo in months if mo not in chunked], [], [], [], now)
+        with ThreadPoolExecutor(max_workers=LOAD_WORKERS) as pool:
+            futures = [pool.submit(_replace_months, con.cursor(), sorted(
+                {f[1] for f in chunk_files} | {e[0] for e in chunk_errors}),
+                chunk_files, chunk_errors, line_errors, now, True)
+                for chunk_files, chunk_errors in chunks]
+            for future in futures:
+                future.result()
         stats = {r[0]: r[1:] for r in con.execute("""
             select month, count(distinct file), sum(lines), sum(loaded), sum(rejected)
             from raw.load_files where month = any($1) group by month""", [months]).fetchall()}
@@ -289,6 +285,31 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
             select file, line, reason from raw.rejected_lines where month = any($1)
             order by file, line limit 20""", [months]).fetchall()]
     return result
+
+
+def _replace_months(con, months, files, file_errors, line_errors, now, close=False) -> None:
+    """Delete `months` from the raw tables and load `files` in their place, atomically."""
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute("begin transaction")
+        try:
+            for table in ("snapshots", "media", "rejected_lines", "load_files"):
+                con.execute(f"delete from raw.{table} where month = any($1)", [months])
+            if files or file_errors:
+                con.execute("create or replace temp table _line_errors "
+                            "(month date, file varchar, line integer, reason varchar)")
+                mine = [e for e in line_errors if e[0] in set(months)]
+                if mine:
+                    con.executemany("insert into _line_errors values (?, ?, ?, ?)", mine)
+                _stage_lines(con, files, file_errors, now)
+                _insert(con, now)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        if close:
+            con.close()
 
 
 def _stage_lines(con, files, file_errors, now) -> None:
