@@ -36,7 +36,7 @@ from ..registry import Account, read_registry
 from ..settings import SEEDS_DIR
 
 DEMO_SEED = 20171001
-CHUNK_MONTHS = 6
+CHUNK_ACCOUNT_MONTHS = 15_000   # ~6 months of the default demo, 1 month at --scale
 DEMO_FILE = "demo.ndjson"
 LOCKDOWN = dt.date(2020, 3, 1)
 # Accounts that went dark in reality: handle → first month answered `not_found`.
@@ -250,7 +250,8 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
     files: list[Path] = []
     n_media_total = 0
     month_ids = np.unique(snap_month)
-    chunks = [month_ids[i:i + CHUNK_MONTHS] for i in range(0, len(month_ids), CHUNK_MONTHS)]
+    per_chunk = max(1, CHUNK_ACCOUNT_MONTHS // max(n, 1))
+    chunks = [month_ids[i:i + per_chunk] for i in range(0, len(month_ids), per_chunk)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending = []
         for chunk in chunks:
