@@ -5,6 +5,7 @@ import datetime as dt
 from pathlib import Path
 
 from dagster import (
+    AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -18,24 +19,23 @@ from dagster import (
 )
 
 from . import months as m
-from .partitions import monthly_partitions
 from .settings import load_settings
 
 PARIS = "Europe/Paris"
 
+COLLECT = AssetSelection.assets(AssetKey(["landing", "instagram_snapshots"]))
+
 monthly_pipeline = define_asset_job(
-    "monthly_pipeline", selection=AssetSelection.all(), partitions_def=monthly_partitions,
+    "monthly_pipeline", selection=AssetSelection.all(),
     description="Collect → load → dbt build → publish → export, over one month or a range.")
 
 collect_job = define_asset_job(
-    "collect_current_month", selection=AssetSelection.keys(["landing", "instagram_snapshots"]),
-    partitions_def=monthly_partitions,
+    "collect_current_month", selection=COLLECT,
     description="Snapshot every registered account from the Graph API into the current month.")
 
 build_job = define_asset_job(
     "build_from_landing",
-    selection=AssetSelection.all() - AssetSelection.keys(["landing", "instagram_snapshots"]),
-    partitions_def=monthly_partitions,
+    selection=AssetSelection.all() - COLLECT,
     description="Load what is landed for a month, rebuild its rankings, publish and export.")
 
 

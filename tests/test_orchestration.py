@@ -1,0 +1,91 @@
+"""Pure pieces of the Dagster glue: schedules, sensor, dbt arguments, lineage, instance."""
+import datetime as dt
+import json
+import os
+
+from dagster import (
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+)
+
+from dagster_project.assets.transform import dbt_build_args, month_env
+from dagster_project.definitions import defs
+from dagster_project.instance import ensure_instance
+from dagster_project.schedules import (
+    graph_api_collection,
+    is_last_day,
+    landing_files_sensor,
+    landing_state,
+    monthly_publication,
+)
+
+
+def test_dbt_args_and_month_env():
+    assert dbt_build_args(False) == ["build", "--exclude", "test_type:unit"]
+    assert dbt_build_args(True)[-1] == "--full-refresh"
+    assert month_env(dt.date(2021, 6, 1), dt.date(2021, 8, 1)) == {
+        "OBSERVATOIRE_MONTH_FROM": "2021-06-01", "OBSERVATOIRE_MONTH_TO": "2021-08-01"}
+
+
+def test_lineage_is_one_graph_with_marts_after_raw():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"landing/instagram_snapshots", "raw/instagram", "marts/dim_territories",
+                    "marts/dim_categories", "marts/fct_account_monthly",
+                    "marts/fct_monthly_rankings", "marts/account_alerts",
+                    "published/warehouse", "exports/monthly_exports"}
+    parents = {p.to_user_string() for p in graph.get(
+        next(k for k in graph.get_all_asset_keys() if k.path[-1] == "fct_monthly_rankings")).parent_keys}
+    assert parents == {"raw/instagram"}
+    checks = {c.name for c in graph.asset_check_keys}
+    assert "contiguous_ranks_fct_monthly_rankings_rank__month__category" in checks
+    assert "ranked_accounts_have_reference_snapshot" in checks
+
+
+def test_collection_schedule_runs_on_the_last_day_only():
+    assert is_last_day(dt.date(2024, 2, 29)) and not is_last_day(dt.date(2024, 2, 28))
+    ctx = build_schedule_context(scheduled_execution_time=dt.datetime(2021, 7, 30, 21, 0))
+    assert isinstance(graph_api_collection(ctx), SkipReason)
+    ctx = build_schedule_context(scheduled_execution_time=dt.datetime(2021, 7, 31, 21, 0))
+    request = graph_api_collection(ctx)
+    assert isinstance(request, RunRequest) and request.partition_key == "2021-07-01"
+    assert request.run_config["resources"]["observatoire"]["config"]["source"] == "graph_api"
+
+
+def test_publication_schedule_builds_the_month_just_finished():
+    ctx = build_schedule_context(scheduled_execution_time=dt.datetime(2021, 8, 1, 6, 0))
+    request = monthly_publication(ctx)
+    assert request.partition_key == "2021-07-01"
+    assert request.run_config["resources"]["observatoire"]["config"]["source"] == "landing"
+
+
+def test_sensor_requests_changed_months_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    folder = tmp_path / "landing" / "instagram" / "2021-07"
+    folder.mkdir(parents=True)
+    (folder / "a.ndjson").write_text("{}\n")
+    (tmp_path / "landing" / "instagram" / "not-a-month").mkdir()
+    assert list(landing_state(tmp_path / "landing" / "instagram")) == ["2021-07-01"]
+    with DagsterInstance.ephemeral() as instance:
+        ctx = build_sensor_context(instance=instance)
+        requests = landing_files_sensor(ctx)
+        assert [r.partition_key for r in requests] == ["2021-07-01"]
+        again = build_sensor_context(instance=instance, cursor=ctx.cursor)
+        assert isinstance(landing_files_sensor(again), SkipReason)
+        os.utime(folder / "a.ndjson", (2e9, 2e9))       # the file changes
+        later = build_sensor_context(instance=instance, cursor=ctx.cursor)
+        changed = landing_files_sensor(later)
+        assert [r.partition_key for r in changed] == ["2021-07-01"]
+        assert json.loads(later.cursor) == {"2021-07-01": 2e9}
+
+
+def test_instance_settings_limit_the_warehouse_pool(tmp_path):
+    config = ensure_instance(tmp_path / "home")
+    text = config.read_text()
+    assert "default_limit: 1" in text and "pools:" in text
+    config.write_text(text + "# edited\n")
+    ensure_instance(tmp_path / "home")                   # never overwritten
+    assert config.read_text().endswith("# edited\n")
