@@ -40,13 +40,11 @@ def configure(data_dir: Path | None) -> Path:
     if data_dir is not None:
         os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
     from .instance import ensure_instance
-    from .settings import SEEDS_DIR, load_settings
+    from .settings import load_settings
 
     settings = load_settings()
     os.environ["OBSERVATOIRE_DATA_DIR"] = str(settings.data_dir)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    os.environ.setdefault("OBSERVATOIRE_SEEDS_DIR", str(SEEDS_DIR))
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     # A range run plans one event per asset instead of one per asset and month (SQLite
     # storage writes ~50 events/s: 109 months x 9 assets would cost ~20 s before starting).
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
@@ -215,7 +213,7 @@ def _failure_message(result) -> str:
     return "the run failed (see the Dagster UI for the event log)"
 
 
-def summary(data_dir: Path, first: dt.date, last: dt.date) -> dict:
+def summary(first: dt.date, last: dt.date) -> dict:
     from .settings import load_settings
     from .warehouse import connect
 
@@ -269,7 +267,7 @@ def run(
         _fail(f"{_failure_message(result)}\n  run {run_id} is in the Dagster UI "
               f"(observatoire ui) with its full event log; dbt's log: "
               f"{data / 'logs' / f'run-{run_id}.log'}")
-    s = summary(data, first, last)
+    s = summary(first, last)
     c = s["counts"]
     console.print(f"\n[bold green]done[/] in {elapsed:.0f} s — run {run_id}")
     console.print(f"  months ranked: {s['months']}   "

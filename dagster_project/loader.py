@@ -212,6 +212,10 @@ def _utf8_lines(src: Path, dest_dir: Path) -> tuple[Path, list[int]]:
     return Path(name), bad
 
 
+def _chunk_months(files, file_errors) -> list[dt.date]:
+    return sorted({f[1] for f in files} | {e[0] for e in file_errors})
+
+
 def _chunks(files, file_errors, budget: int = 64 << 20):
     """Group files into chunks of whole months of about `budget` bytes."""
     by_month: dict[dt.date, list] = {}
@@ -262,14 +266,15 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
         # Chunks of whole months (~64 MB) keep memory flat whatever the range; each chunk
         # replaces its months in one transaction (a month is all or nothing), and two
         # chunks run at once on two connections: one chunk's SQL uses a single core.
-        chunks = list(_chunks(files, file_errors))
-        chunked = {f[1] for c, _ in chunks for f in c} | {e[0] for _, e in chunks for e in e}
-        _replace_months(con, [mo for mo in months if mo not in chunked], [], [], [], now)
+        chunks = [(_chunk_months(c_files, c_errors), c_files, c_errors)
+                  for c_files, c_errors in _chunks(files, file_errors)]
+        with_files = {mo for chunk_months, _, _ in chunks for mo in chunk_months}
+        # Months whose folder is now empty or gone are emptied too.
+        _replace_months(con, [mo for mo in months if mo not in with_files], [], [], [], now)
         with ThreadPoolExecutor(max_workers=LOAD_WORKERS) as pool:
-            futures = [pool.submit(_replace_months, con.cursor(), sorted(
-                {f[1] for f in chunk_files} | {e[0] for e in chunk_errors}),
-                chunk_files, chunk_errors, line_errors, now, True)
-                for chunk_files, chunk_errors in chunks]
+            futures = [pool.submit(_replace_months, con.cursor(), chunk_months, c_files, c_errors,
+                                   line_errors, now, True)
+                       for chunk_months, c_files, c_errors in chunks]
             for future in futures:
                 future.result()
         stats = {r[0]: r[1:] for r in con.execute("""

@@ -56,6 +56,7 @@ order by territory_id
 """
 
 
+@lru_cache(maxsize=4)
 def territories(seeds_dir: Path = SEEDS_DIR):
     """All territories with kind, name, category and population, as an Arrow table.
 

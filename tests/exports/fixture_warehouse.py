@@ -17,6 +17,7 @@ Usable outside pytest: `python tests/exports/fixture_warehouse.py /tmp/w.duckdb`
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import sys
 from pathlib import Path
@@ -26,16 +27,11 @@ import numpy as np
 
 MONTHS = (dt.date(2021, 6, 1), dt.date(2021, 7, 1))
 
-CATEGORIES = [
-    ("region", "Régions", 50, 1),
-    ("departement", "Départements", 50, 2),
-    ("metropole", "Métropoles", 50, 3),
-    ("communaute_agglomeration", "Communautés d'agglomération et urbaines", 50, 4),
-    ("communaute_communes", "Communautés de communes", 50, 5),
-    ("grande_ville", "Grandes villes", 20, 6),
-    ("ville_moyenne", "Villes moyennes", 50, 7),
-    ("petite_ville", "Petites villes", 50, 8),
-]
+# The categories as the product defines them (seeds/categories.csv), not a copy.
+with open(Path(__file__).resolve().parents[2] / "seeds" / "categories.csv", encoding="utf-8",
+          newline="") as _fh:
+    CATEGORIES = [(r["category"], r["label"], int(r["top_n"]), int(r["sort_order"]))
+                  for r in csv.DictReader(_fh)]
 
 # (territory_id, name, category, population, handle, code_departement, code_region)
 TERRITORIES: list[tuple[str, str, str, int, str, str, str]] = [
