@@ -23,6 +23,16 @@ def territory_ids(seeds_dir: Path = SEEDS_DIR) -> frozenset[str]:
     return frozenset(ids)
 
 
+@lru_cache(maxsize=4)
+def territory_names(seeds_dir: Path = SEEDS_DIR) -> dict[str, str]:
+    """territory_id → name, for every id `territory_ids()` knows (the latest name known)."""
+    names = {f"region:{r['code']}": r["name"] for r in _rows("regions.csv", seeds_dir)}
+    names |= {f"departement:{r['code']}": r["name"] for r in _rows("departements.csv", seeds_dir)}
+    names |= {f"epci:{r['siren']}": r["name"] for r in _rows("epci.csv", seeds_dir)}
+    names |= {f"commune:{r['code']}": r["name"] for r in _rows("communes.csv", seeds_dir)}
+    return names
+
+
 TERRITORIES_SQL = """
 with communes as (
     select code, name, code_departement, code_region, try_cast(population as bigint) as population
