@@ -21,6 +21,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Observatoire: monthly Instagram rankings of French local authorities.")
 console = Console(stderr=True)
 
+
+def _add_subcommands() -> None:
+    from .accounts.cli import app as accounts_app
+
+    app.add_typer(accounts_app, name="accounts")
+
+
+_add_subcommands()
+
 STEPS = {  # Dagster step key → what the user sees
     "landing__instagram_snapshots": "collect snapshots",
     "raw__instagram": "load into raw",

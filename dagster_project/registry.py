@@ -1,18 +1,28 @@
-"""The accounts registry (SPEC §3): which Instagram handle speaks for which territory.
+"""The accounts registry: which Instagram handle speaks for which territory.
 
+CSV columns `handle,territory_id,source_url,checked_on` (extra columns kept, optional
+`ig_user_id`: the Instagram account id the handle is known to belong to).
 Pure functions: parsing never raises on a bad row; each bad row is returned with its line
-number and the reason, the good rows go on.
+number and the reason, the good rows go on. `write_registry` rewrites a registry file
+atomically, keeping its columns.
 """
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 HANDLE_RE = re.compile(r"^[a-z0-9._]{1,30}$")
 REQUIRED_COLUMNS = ("handle", "territory_id")
+COLUMNS = ("handle", "territory_id", "source_url", "checked_on", "ig_user_id")
+IG_USER_ID_RE = re.compile(r"^[0-9]{1,32}$")
+# https://www.instagram.com/name/, instagram.com/name, http://instagram.com/name?hl=fr …
+_INSTAGRAM_URL_RE = re.compile(
+    r"^(?:https?://)?(?:www\.|m\.)?instagram\.com/+([^/?#]*)/*(?:[?#].*)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,7 @@ class Account:
     source_url: str = ""
     checked_on: str = ""
     line: int = 0
+    ig_user_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,14 @@ class RejectedRow:
 
 
 def normalize_handle(text: str) -> str:
-    """Lower-case, without '@' and surrounding spaces (no other repair: a bad handle stays bad)."""
-    return (text or "").strip().lstrip("@").lower()
+    """The handle in every form people type, normalised: surrounding spaces, a leading '@'
+    and any instagram.com URL form (with or without scheme, `www.`, trailing `/`) removed,
+    lower-cased. No other repair: a bad handle stays bad (and fails `is_valid_handle`)."""
+    text = (text or "").strip()
+    url = _INSTAGRAM_URL_RE.match(text)
+    if url:
+        text = url.group(1).strip()
+    return text.removeprefix("@").lower()
 
 
 def is_valid_handle(handle: str) -> bool:
@@ -81,9 +98,13 @@ def parse_registry(text: str, known_territories: set[str] | frozenset[str],
         original = cell("handle")
         handle = normalize_handle(original)
         territory = cell("territory_id")
+        ig_user_id = cell("ig_user_id")
         if not is_valid_handle(handle):
             reason = (f"{name} line {line}: invalid handle {original!r} "
                       "(expected 1-30 characters among a-z 0-9 . _)")
+        elif ig_user_id and not IG_USER_ID_RE.match(ig_user_id):
+            reason = (f"{name} line {line}: invalid ig_user_id {ig_user_id!r} for handle "
+                      f"{handle!r} (expected the numeric Instagram account id)")
         elif territory not in known_territories:
             reason = f"{name} line {line}: unknown territory_id {territory!r} for handle {handle!r}"
         elif territory in seen_territory:
@@ -95,7 +116,8 @@ def parse_registry(text: str, known_territories: set[str] | frozenset[str],
         else:
             seen_territory[territory] = line
             seen_handle[handle] = line
-            accounts.append(Account(handle, territory, cell("source_url"), cell("checked_on"), line))
+            accounts.append(Account(handle, territory, cell("source_url"), cell("checked_on"),
+                                    line, ig_user_id))
             continue
         rejected.append(RejectedRow(line, raw, reason))
     return accounts, rejected
@@ -107,3 +129,38 @@ def read_registry(path: Path, known_territories: set[str] | frozenset[str]
     if not path.exists():
         raise FileNotFoundError(f"accounts registry not found: {path}")
     return parse_registry(path.read_text(encoding="utf-8-sig"), known_territories, name=path.name)
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A registry file as (header, rows): every column kept, cells as written (for rewrites)."""
+    text = Path(path).read_text(encoding="utf-8-sig")
+    first = io.StringIO(text, newline="").readline()
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    rows = [{k: (v or "") for k, v in row.items() if k is not None} for row in reader
+            if any((v or "").strip() for k, v in row.items() if k is not None)]
+    return header, rows
+
+
+def write_registry(path: Path, header: list[str], rows: list[dict[str, str]]) -> Path:
+    """Rewrite a registry file atomically (temp file in the same folder, fsync, rename):
+    a reader sees the old file or the new one, never half of one. UTF-8, `,`, `\\n`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header, lineterminator="\n",
+                                    extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    from .landing import fsync_dir
+
+    fsync_dir(path.parent)
+    return path

@@ -839,3 +839,19 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
              result.not_found, result.not_business, result.error, result.skipped,
              result.requests, result.throttled, result.elapsed_s)
     return result
+
+
+def open_client(settings: Settings, options: CollectorOptions | None = None,
+                max_in_flight: int = 4, stop: threading.Event | None = None,
+                now: Callable[[], dt.datetime] | None = None) -> _Collector:
+    """The collector's HTTP client on its own (for `observatoire accounts check`): same
+    credential rules, retries, throttling and redaction; `collect_account(handle)` gives
+    one landing record. Raises TokenError / ValueError like `collect_month`."""
+    if not settings.access_token:
+        raise TokenError("INSTAGRAM_ACCESS_TOKEN is not set: create a long-lived Instagram "
+                         "Graph API access token and export it before checking accounts")
+    if not settings.instagram_user_id or not _USER_ID_RE.match(settings.instagram_user_id):
+        raise ValueError("INSTAGRAM_USER_ID must be set to the numeric id of the observatory's "
+                         "own Instagram business account (used for business_discovery)")
+    return _Collector(settings, options or CollectorOptions(), max(1, max_in_flight),
+                      now or _utcnow, stop or threading.Event())
