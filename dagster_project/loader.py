@@ -90,8 +90,10 @@ create table if not exists raw.accounts (
     checked_on varchar,
     registry_file varchar not null,
     registry_line integer not null,
-    loaded_at timestamp not null
+    loaded_at timestamp not null,
+    ig_user_id varchar
 );
+alter table raw.accounts add column if not exists ig_user_id varchar;
 create table if not exists raw.rejected_accounts (
     registry_file varchar not null,
     registry_line integer not null,
@@ -579,9 +581,10 @@ def load_registry(warehouse: Path, accounts_file: Path, known_territories: froze
                     "registry_file": [name] * len(accounts),
                     "registry_line": pa.array([a.line for a in accounts], pa.int32()),
                     "loaded_at": [now] * len(accounts),
+                    "ig_user_id": [a.ig_user_id or None for a in accounts],
                 })
                 con.register("_accounts", table)
-                con.execute("insert into raw.accounts select * from _accounts")
+                con.execute("insert into raw.accounts by name select * from _accounts")
                 con.unregister("_accounts")
             if rejected:
                 con.executemany("insert into raw.rejected_accounts values (?, ?, ?, ?, ?)", [

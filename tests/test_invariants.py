@@ -20,9 +20,11 @@ def test_ranks_contiguous_per_month_and_category(demo_run):
 
 
 def test_one_row_per_month_and_territory(demo_run):
-    for table in ("fct_account_monthly", "fct_monthly_rankings", "account_alerts"):
+    for table in ("fct_account_monthly", "fct_monthly_rankings"):
         assert q(demo_run, f"select month, territory_id from marts.{table} group by all "
                            "having count(*) > 1") == [], table
+    assert q(demo_run, "select month, territory_id, alert from marts.account_alerts "
+                       "group by all having count(*) > 1") == []
 
 
 def test_no_ranked_account_without_reference_snapshot(demo_run):

@@ -76,7 +76,8 @@ RANKING_HEADERS = ["rang", "évolution", "territoire", "code", "compte", "abonn�
                    "portée (%)", "score", "données"]
 ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détail",
                  "dernier mois classé", "dernier rang", "données"]
-ALERT_WORDING = {"unavailable": "compte indisponible", "no_snapshot": "aucun relevé"}
+ALERT_WORDING = {"unavailable": "compte indisponible", "no_snapshot": "aucun relevé",
+                 "account_changed": "compte changé (autre identifiant Instagram)"}
 SOURCE_WORDING = {
     "graph_api": "API Graph d'Instagram (business_discovery : données publiques des "
                  "comptes professionnels et créateurs)",

@@ -35,12 +35,28 @@ joined as (
         coalesce(p.posts_30d, 0) as posts_30d,
         coalesce(p.interactions_30d, 0) as interactions_30d,
         prev.followers as previous_followers,
+        prev.ig_user_id as previous_ig_user_id,
     from reference r
     join territories t using (territory_id)
     left join posts p using (month, handle)
     left join reference prev
         on prev.territory_id = r.territory_id
         and prev.month = (r.month - interval 1 month)::date
+),
+
+-- Account identity: the id behind the handle changed since the previous month, or is not
+-- the one the registry names. Such a month starts a new history (nothing is chained to it).
+with_identity as (
+    select
+        *,
+        coalesce(
+            (previous_ig_user_id is not null and ig_user_id is not null
+                and ig_user_id <> previous_ig_user_id)
+            or (registry_ig_user_id is not null and ig_user_id is not null
+                and ig_user_id <> registry_ig_user_id),
+            false
+        ) as account_changed,
+    from joined
 ),
 
 final as (
@@ -66,16 +82,28 @@ final as (
         end as engagement_rate,
         case when population > 0 then followers / population end as reach,
         followers / greatest(follows, 1) as follower_ratio,
-        ---------- growth
-        followers - previous_followers as followers_growth,
+        ---------- growth (not chained across a change of account)
+        case when not account_changed then followers - previous_followers end as followers_growth,
         case
-            when previous_followers > 0 then (followers - previous_followers) / previous_followers
+            when previous_followers > 0 and not account_changed
+                then (followers - previous_followers) / previous_followers
         end as followers_growth_rate,
+        ---------- identity
+        ig_user_id,
+        account_changed,
+        case
+            when previous_ig_user_id is not null and ig_user_id <> previous_ig_user_id
+                then 'Instagram id behind @' || handle || ' changed from ' || previous_ig_user_id
+                    || ' (previous month) to ' || ig_user_id
+            when account_changed
+                then 'Instagram id behind @' || handle || ' is ' || ig_user_id
+                    || ', not the registry''s ' || registry_ig_user_id
+        end as account_changed_detail,
         ---------- provenance
         population > 0 as is_ranked,
         source,
         is_demo,
-    from joined
+    from with_identity
 )
 
 select * from final

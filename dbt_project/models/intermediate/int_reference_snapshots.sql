@@ -21,6 +21,8 @@ select
     a.territory_id,
     s.handle,
     s.fetched_at,
+    s.ig_user_id,
+    a.registry_ig_user_id,
     s.followers,
     s.follows,
     s.media_count,

@@ -17,6 +17,11 @@ reference as (
     select * from {{ ref('int_reference_snapshots') }}
 ),
 
+kpis as (
+    select * from {{ ref('int_account_kpis') }}
+    where month between {{ month_from() }} and {{ month_to() }}
+),
+
 -- Months that were collected at all: an uncollected month is not an alert for everyone.
 collected_months as (
     select distinct month from snapshots
@@ -71,6 +76,21 @@ alerts as (
     left join latest l using (month, handle)
     left join reference r using (month, handle)
     where l.handle is null or l.status <> 'ok'
+
+    union all
+
+    -- the id behind the handle changed: still ranked, history not chained
+    select
+        month,
+        territory_id,
+        handle,
+        'account_changed' as alert,
+        account_changed_detail as detail,
+        null as latest_status,
+        null as ranked_on_earlier_snapshot,
+        is_demo,
+    from kpis
+    where account_changed
 ),
 
 territories as (
@@ -102,4 +122,4 @@ final as (
 )
 
 select * from final
-order by month, territory_id
+order by month, territory_id, alert

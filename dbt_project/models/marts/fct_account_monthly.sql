@@ -21,6 +21,8 @@ select
     follower_ratio,
     followers_growth,
     followers_growth_rate,
+    ig_user_id,
+    account_changed,
     is_ranked,
     source,
     is_demo,

@@ -39,10 +39,12 @@ final as (
         s.p_posts_per_day,
         s.p_followers,
         s.p_follower_ratio,
-        ---------- movement
-        prev.rank as previous_rank,
-        prev.rank - s.rank as rank_change,
-        prev.rank is null as is_new_entry,
+        ---------- movement (a change of account behind the handle starts a new history)
+        case when s.account_changed then null else prev.rank end as previous_rank,
+        case when s.account_changed then null else prev.rank - s.rank end as rank_change,
+        prev.rank is null or coalesce(s.account_changed, false) as is_new_entry,
+        coalesce(s.account_changed, false) as account_changed,
+        s.ig_user_id,
         ---------- publication
         s.rank <= c.top_n as in_top_n,
         c.top_n,

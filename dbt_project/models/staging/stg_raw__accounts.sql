@@ -7,6 +7,7 @@ select
     handle,
     territory_id,
     source_url,
+    nullif(trim(ig_user_id), '') as registry_ig_user_id,
     registry_file,
     registry_line,
 from source

@@ -19,6 +19,8 @@ select
     error_code,
     error_subcode,
     error_message,
+    ---------- identity: business_discovery.id, the account behind the handle
+    account_id as ig_user_id,
     ---------- figures
     followers_count as followers,
     follows_count as follows,
