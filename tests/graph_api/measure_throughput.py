@@ -1,7 +1,10 @@
 """Throughput of the Graph API collector against the local fake (not a test).
 
     .venv/bin/python tests/graph_api/measure_throughput.py [--accounts 2000] [--latency 0.05]
-        [--workers 8] [--scale 0.01]
+        [--workers 8] [--scale 0.01] [--mode collect|check]
+
+`--mode check` measures `observatoire accounts check` (one page of one post per account,
+results appended to a CSV) instead of the monthly collection.
 
 Scenario "no throttling": every account answers after `latency` seconds (one page, 10 % of
 accounts need a second page). Scenario "throttling": same, plus 5 % of accounts rate-limited
@@ -25,13 +28,15 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from fake_graph_api import FakeGraphAPI, make_media
 
+from dagster_project.accounts.check import ToCheck, check_accounts
 from dagster_project.months import current_month
 from dagster_project.registry import Account
 from dagster_project.settings import Settings
 from dagster_project.sources.graph_api import CollectorOptions, collect_month
 
 
-def run(n: int, latency: float, workers: int, throttled: bool, scale: float) -> dict:
+def run(n: int, latency: float, workers: int, throttled: bool, scale: float,
+        mode: str = "collect") -> dict:
     api = FakeGraphAPI(token="EAAG-bench-token")
     api.latency = latency
     handles = [f"acct{i:05d}" for i in range(n)]
@@ -60,8 +65,18 @@ def run(n: int, latency: float, workers: int, throttled: bool, scale: float) -> 
                             api.user_id, api.token)
         accounts = [Account(h, f"commune:{i:05d}") for i, h in enumerate(handles)]
         t0 = time.perf_counter()
-        res = collect_month(accounts, current_month(), settings, max_in_flight=workers,
-                            options=CollectorOptions(backoff_scale=scale, sleep=sleep))
+        if mode == "check":
+            counts = check_accounts(
+                [ToCheck(a.handle, a.territory_id, a.handle, False) for a in accounts],
+                Path(tmp) / "checked.csv", settings, max_in_flight=workers,
+                options=CollectorOptions(page_size=1, max_pages=1, backoff_scale=scale,
+                                         sleep=sleep))
+            res = argparse.Namespace(ok=counts.get("ok", 0), error=counts.get("error", 0),
+                                     requests=api.total_requests, throttled=0,
+                                     throttle_errors=0, usage_pauses=0, usage_slowdowns=0)
+        else:
+            res = collect_month(accounts, current_month(), settings, max_in_flight=workers,
+                                options=CollectorOptions(backoff_scale=scale, sleep=sleep))
         elapsed = time.perf_counter() - t0
     return {"scenario": "throttling" if throttled else "no throttling", "workers": workers,
             "accounts": n, "ok": res.ok, "error": res.error, "requests": res.requests,
@@ -78,12 +93,13 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.05)
     p.add_argument("--workers", type=int, nargs="+", default=[8])
     p.add_argument("--scale", type=float, default=0.01)
+    p.add_argument("--mode", choices=("collect", "check"), default="collect")
     args = p.parse_args()
-    print(f"{args.accounts} accounts, {args.latency * 1000:.0f} ms simulated latency, "
+    print(f"{args.mode}: {args.accounts} accounts, {args.latency * 1000:.0f} ms simulated latency, "
           f"waits scaled ×{args.scale}")
     for workers in args.workers:
         for throttled in (False, True):
-            r = run(args.accounts, args.latency, workers, throttled, args.scale)
+            r = run(args.accounts, args.latency, workers, throttled, args.scale, args.mode)
             print(f"- {r['scenario']:<14} workers={r['workers']:<3} ok={r['ok']} error={r['error']} "
                   f"requests={r['requests']} elapsed={r['elapsed_s']:.1f}s "
                   f"→ {r['accounts_per_s']:.1f} accounts/s "
