@@ -349,8 +349,6 @@ def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
 ) -> None:
     """Start the Dagster UI (dagster dev) on 127.0.0.1 with the project's DAGSTER_HOME."""
-    import subprocess
-
     configure(data_dir)
     from .dbt_manifest import run_dbt
 
@@ -360,21 +358,69 @@ def ui(
     console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "
                   "Ctrl-C to stop")
 
-    def restore() -> None:  # background shells start us with SIGINT/SIGTERM ignored
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    proc = start_process_group(cmd)
+    code = wait_forwarding_signals(proc)
+    raise typer.Exit(code=code)
+
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+UI_GRACE_S = 30.0
+
+
+def start_process_group(cmd: list[str]):
+    """Start `cmd` as the leader of a new process group, default signal handlers restored
+    (background shells start us with SIGINT/SIGTERM ignored, and children inherit that)."""
+    import subprocess
+
+    def restore() -> None:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
 
     # preexec_fn runs before exec, in the child only; no thread of ours touches it.
-    proc = subprocess.Popen(cmd, preexec_fn=restore, start_new_session=True)  # noqa: PLW1509
+    return subprocess.Popen(cmd, preexec_fn=restore, start_new_session=True)  # noqa: PLW1509
+
+
+class _Signalled(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def wait_forwarding_signals(proc, grace_s: float = UI_GRACE_S) -> int:
+    """Wait for `proc`; on SIGINT, SIGTERM or SIGHUP forward the signal to its whole process
+    group (dagster dev, its webserver, daemon and code servers), wait up to `grace_s`, then
+    SIGKILL whatever is left. Returns the exit code to use."""
+    import subprocess
+
+    def handler(signum, _frame) -> None:
+        raise _Signalled(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in FORWARDED_SIGNALS}
     try:
-        proc.wait()
-    except KeyboardInterrupt:
-        os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    raise typer.Exit(code=proc.returncode or 0)
+            return proc.wait() or 0
+        except _Signalled as got:
+            for sig in FORWARDED_SIGNALS:  # a second signal must not interrupt the clean-up
+                signal.signal(sig, signal.SIG_IGN)
+            name = signal.Signals(got.signum).name
+            console.print(f"{name} received: stopping the Dagster UI (process group {proc.pid})…")
+            _killpg(proc.pid, got.signum)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                console.print(f"[yellow]still running after {grace_s:.0f} s: killing it[/]")
+            _killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+            proc.wait()
+            console.print("Dagster UI stopped.")
+            return 0 if got.signum == signal.SIGINT else 128 + got.signum
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 if __name__ == "__main__":

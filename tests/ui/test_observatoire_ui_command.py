@@ -1,4 +1,6 @@
-"""`observatoire ui` serves the Dagster UI on 127.0.0.1 and stops cleanly on Ctrl-C (SIGINT)."""
+"""`observatoire ui` serves the Dagster UI on 127.0.0.1 and, on SIGINT (Ctrl-C), SIGTERM
+(timeout, systemd, docker stop) or SIGHUP (terminal closed), stops the whole `dagster dev`
+process group: no process is left behind and the port is free again."""
 import os
 import signal
 import socket
@@ -21,16 +23,36 @@ def free_port() -> int:
 
 
 def restore_signals() -> None:  # background shells start children with SIGINT ignored
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
-def test_ui_starts_and_stops_on_ctrl_c(tmp_path):
+def processes_with(marker: str) -> list[int]:
+    """Pids of the processes whose environment holds `marker` (here: our DAGSTER_HOME)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in env.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 0), (signal.SIGTERM, 128 + 15),
+                                       (signal.SIGHUP, 128 + 1)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ui_starts_and_stops_its_whole_process_group(tmp_path, sig, code):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSERVATOIRE_", "DAGSTER_"))}
+    marker = f"DAGSTER_HOME={tmp_path / 'data' / 'dagster'}"
     proc = subprocess.Popen([str(BIN / "observatoire"), "ui", "--port", str(port),
                              "--data-dir", str(tmp_path / "data")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
                             preexec_fn=restore_signals)  # noqa: PLW1509 - before exec, no threads
     try:
@@ -43,10 +65,16 @@ def test_ui_starts_and_stops_on_ctrl_c(tmp_path):
                 time.sleep(1)
         assert up, "the UI did not answer on /server_info"
         assert (tmp_path / "data" / "dagster" / "dagster.yaml").exists()
-        os.kill(proc.pid, signal.SIGINT)                 # Ctrl-C
-        assert proc.wait(timeout=60) == 0
+        assert len(processes_with(marker)) >= 3  # wrapper, dagster dev, webserver, …
+        os.kill(proc.pid, sig)                           # to the wrapper only
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == code, err[-2000:]
+        assert "Dagster UI stopped" in err
+        assert processes_with(marker) == [], "a dagster process outlived the UI"
         with socket.socket() as s, pytest.raises(ConnectionRefusedError):
             s.connect(("127.0.0.1", port))               # nothing listens any more
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        for pid in processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
