@@ -160,7 +160,7 @@ def rankings_metadata(con, first, last) -> dict:
             md += [f"\n**{label}**\n", "| # | territoire | compte | score | évolution |",
                    "|---:|---|---|---:|---|"]
             current = label
-        move = "nouveau" if new else ("=" if change == 0 else f"{'▲' if change > 0 else '▼'} {abs(change)}")
+        move = "nouveau" if new else ("stable" if change == 0 else f"{'▲' if change > 0 else '▼'} {abs(change)}")
         md.append(f"| {rank} | {name} | @{handle}{' (démo)' if demo else ''} | {score} | {move} |")
     return {
         "ranked_rows_in_range": sum(n for _, n in rows),

@@ -13,8 +13,9 @@ Formatting decisions (documented to journalists in LISEZMOI.txt):
 - `compte` holds the bare handle, without `@` (`gersledepartement`): an `@` first would
   need the `'` guard on every row (`'@gersledepartement`, shown as is by spreadsheets);
   handles match `^[a-z0-9._]{1,30}$` so the bare handle never needs neutralising.
-- every *text* cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`; that
-  includes the `évolution` of an unchanged rank, written `'=`. Number cells are written
+- every *text* cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`. The
+  `évolution` of an unchanged rank is the word `stable`, which needs no guard (a `'=` would
+  show its apostrophe after a CSV import). Number cells are written
   as numbers (`-12` stays `-12`; growth has no `+`, spreadsheets would drop it anyway).
 """
 from __future__ import annotations
@@ -105,7 +106,7 @@ FR_MONTHS_SHORT = ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "a
 
 DIR_MODE, FILE_MODE = 0o755, 0o644     # mkdtemp/mkstemp would leave 0700/0600
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-STABLE = "="        # évolution of an unchanged rank (written `'=` in CSV by the guard)
+STABLE = "stable"   # évolution of an unchanged rank: a word, no formula guard needed
 
 
 # ---------------------------------------------------------------- small helpers
@@ -136,7 +137,7 @@ def neutralise(text: str | None) -> str:
 
 
 def evolution(rank_change: int | None, is_new_entry: bool | None) -> str:
-    """How a journalist reads a movement: '▲ 3', '▼ 2', '=', 'nouveau'."""
+    """How a journalist reads a movement: '▲ 3', '▼ 2', 'stable', 'nouveau'."""
     if is_new_entry:
         return "nouveau"
     if rank_change is None:
@@ -444,7 +445,7 @@ def readme_text(data: MonthData, dialect: ExportDialect, exported_at: dt.datetim
         "COLONNES",
         "- rang : place dans la catégorie ce mois-ci.",
         ("- évolution : « ▲ 3 » = gagne 3 places depuis le mois précédent, « ▼ 2 » = en perd "
-        "2, « '= » = même rang, « nouveau » = non classé le mois précédent."),
+        "2, « stable » = même rang, « nouveau » = non classé le mois précédent."),
         ("- territoire, code : nom et code officiel (code INSEE de la commune, du département "
         "ou de la région ; SIREN de l'intercommunalité). Le code est un texte : un tableur "
         "qui l'ouvre par double-clic peut effacer le zéro initial (09 → 9, 06083 → 6083) ; "
@@ -464,7 +465,7 @@ def readme_text(data: MonthData, dialect: ExportDialect, exported_at: dt.datetim
         "PROTECTION DES TABLEURS",
         ("Toute cellule de texte commençant par =, +, -, @, une tabulation ou un retour "
         "chariot est précédée d'une apostrophe (') pour qu'aucun tableur ne l'exécute comme "
-        "une formule (ex. « '=HYPERLINK(...) », « '+33 Ville », « '= »). Les nombres ne sont "
+        "une formule (ex. « '=HYPERLINK(...) », « '+33 Ville »). Les nombres ne sont "
         "pas modifiés (une croissance de -12 reste le nombre -12)."),
         "",
         "SOURCES",

@@ -59,7 +59,7 @@ def test_top10_chart_content(warehouse, july):
     assert "Grandes villes — juillet 2021" in text
     assert len(rows) == 10 and all(r["territory_name"] in text for r in rows)
     assert "données simulées" not in text
-    assert any(m in text for m in ("▲", "▼", "=", "nouveau"))
+    assert any(m in text for m in ("▲", "▼", "stable", "nouveau"))
     fig = build_top10_figure(demo_rows, "Petites villes", july, demo=True, provisional=True)
     text = figure_texts(fig)
     assert "données simulées" in text and "DONNÉES SIMULÉES" in text

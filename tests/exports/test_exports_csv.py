@@ -101,7 +101,7 @@ def test_category_csv_format(exported, warehouse, july, category):
             assert re.fullmatch(rf"\d+{re.escape(dec)}\d{{{decimals}}}", r[col]), (col, r[col])
             assert other not in r[col]
         assert r["données"] in ("réelles", "démo")
-        assert re.fullmatch(r"▲ \d+|▼ \d+|'=|nouveau", r["évolution"]), r["évolution"]
+        assert re.fullmatch(r"▲ \d+|▼ \d+|stable|nouveau", r["évolution"]), r["évolution"]
         assert not r["compte"].startswith(("@", "'@")), "handles are written without @"
 
 
@@ -186,7 +186,7 @@ def test_neutralise(text, expected):
 
 
 @pytest.mark.parametrize("change, new, expected", [
-    (3, False, "▲ 3"), (-2, False, "▼ 2"), (0, False, "="), (None, True, "nouveau"),
+    (3, False, "▲ 3"), (-2, False, "▼ 2"), (0, False, "stable"), (None, True, "nouveau"),
     (None, False, ""),
 ])
 def test_evolution_wording(change, new, expected):
@@ -202,7 +202,7 @@ def test_evolution_column_matches_rank_change(exported, warehouse, july):
     for r in rows:
         chg, new = db[r["territoire"]]
         want = "nouveau" if new else (f"▲ {chg}" if chg > 0 else
-                                      f"▼ {-chg}" if chg < 0 else "'=")
+                                      f"▼ {-chg}" if chg < 0 else "stable")
         assert r["évolution"] == want
     assert next(r for r in rows if r["territoire"] == "Charente-Maritime")["évolution"] \
         == "nouveau"
