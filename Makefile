@@ -11,7 +11,7 @@ export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export OBSERVATOIRE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: setup run test test-fast bench docs ui seeds lint clean
+.PHONY: setup run test test-fast bench bench-save docs ui seeds lint clean
 
 setup: $(STAMP) $(MANIFEST)
 
@@ -39,6 +39,10 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python -m bench.run
+
+# Same, and update the committed reference bench/results.json (date and machine included).
+bench-save: setup
+	$(BIN)/python -m bench.run --save
 
 docs: setup
 	$(BIN)/python -m dagster_project.dbt_manifest --docs

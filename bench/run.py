@@ -1,8 +1,10 @@
 """`make bench`: the figures of issue #6, as ratios measured in one run.
 
-    python -m bench.run [--quick] [--skip-scale]
+    python -m bench.run [--quick] [--skip-scale] [--save]
 
-Prints a table (figure, value, target, pass/fail) and writes bench/results.json.
+Prints a table (figure, value, target, pass/fail) and writes bench/out/results.json (or
+results-quick.json), which git ignores. `--save` (`make bench-save`) also updates the
+committed reference, bench/results.json, with the date and the machine: only on purpose.
 Every pipeline run is a real `observatoire run` subprocess in a fresh data folder.
 """
 from __future__ import annotations
@@ -79,12 +81,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a few months only (smoke test)")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    ap.add_argument("--save", action="store_true",
+                    help="also update the committed reference bench/results.json")
     args = ap.parse_args()
     last = m.last_complete_month()
     first = m.add_months(last, -3) if args.quick else m.FIRST_MONTH
     work = Path(tempfile.mkdtemp(prefix="obs-bench-"))
     results: dict = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                     "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                     "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+                                f"{platform.python_implementation()} {platform.python_version()}",
                      "range": f"{m.month_key(first)}..{m.month_key(last)}", "figures": {}}
     fig = results["figures"]
     try:
@@ -120,8 +125,12 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    out = ROOT / "bench" / ("results-quick.json" if args.quick else "results.json")
+    out = ROOT / "bench" / "out" / ("results-quick.json" if args.quick else "results.json")
+    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.save and not args.quick:
+        (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        print("reference updated: bench/results.json (commit it)")
     print(f"\n{'figure':<22}{'value':>12}  {'target':<20}result")
     for name, f in fig.items():
         print(f"{name:<22}{f['value']:>12}  {f['target']:<20}{'PASS' if f['pass'] else 'FAIL'}")
