@@ -1,4 +1,4 @@
-"""`make bench`: the figures of issue #6, as ratios measured in one run.
+"""`make bench`: speed and memory figures with their targets, measured in one run.
 
     python -m bench.run [--quick] [--skip-scale] [--save]
 

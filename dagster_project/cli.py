@@ -99,13 +99,9 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
             quiet: bool = False):
     """Run the `monthly_pipeline` job over [first, last] as ONE Dagster run in DAGSTER_HOME."""
     import logging
+    import uuid
 
     from dagster import DagsterEventType, DagsterInstance
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-    from dagster._core.utils import make_new_run_id
 
     ensure_manifest()
     from .definitions import defs
@@ -115,7 +111,7 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
     job = defs.resolve_job_def("monthly_pipeline")
     instance = DagsterInstance.get()
     recover_dead_cli_runs(instance)
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}},
                   "resources": {"observatoire": {"config": resource_config}},
                   "ops": {"observatoire_dbt": {"config": {"full_refresh": full_refresh}}}}
@@ -178,6 +174,10 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
 
 
 PID_TAG = "observatoire/pid"
+# The run tags with which Dagster itself launches a single-run backfill over a range (the
+# same strings the UI's backfill daemon writes; Dagster exports no public name for them).
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _alive(pid: int) -> bool:

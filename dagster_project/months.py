@@ -25,11 +25,6 @@ def add_months(month: dt.date, n: int) -> dt.date:
     return dt.date(idx // 12, idx % 12 + 1, 1)
 
 
-def month_end(month: dt.date) -> dt.date:
-    """First day of the next month (exclusive end)."""
-    return add_months(month, 1)
-
-
 def month_range(start: dt.date, end: dt.date) -> list[dt.date]:
     """Inclusive list of first-of-month dates from start to end."""
     out, cur = [], start.replace(day=1)

@@ -1,4 +1,4 @@
-"""Data invariants after a demo run (issue #7): checked on the warehouse and the exports."""
+"""Data invariants after a demo run: checked on the warehouse and the exports."""
 import csv
 import datetime as dt
 

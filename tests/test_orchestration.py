@@ -89,3 +89,14 @@ def test_instance_settings_limit_the_warehouse_pool(tmp_path):
     config.write_text(text + "# edited\n")
     ensure_instance(tmp_path / "home")                   # never overwritten
     assert config.read_text().endswith("# edited\n")
+
+
+def test_cli_range_tags_are_the_ones_dagster_uses():
+    """The CLI names Dagster's range tags itself (no private import in the product); this
+    test, and only it, checks them against Dagster's own constants."""
+    from dagster._core.storage import tags
+
+    from dagster_project import cli
+
+    assert cli.ASSET_PARTITION_RANGE_START_TAG == tags.ASSET_PARTITION_RANGE_START_TAG
+    assert cli.ASSET_PARTITION_RANGE_END_TAG == tags.ASSET_PARTITION_RANGE_END_TAG

@@ -5,7 +5,7 @@ Same seed → byte-identical landing files, whatever the requested month range: 
 account's whole trajectory is drawn at once from the seed, then the requested months are
 cut out of it.
 
-What it reproduces (see README "Demo data"):
+What it reproduces (the README says how demo data is labelled):
 - coverage by category: nearly every région / département / métropole / grande ville has
   an account, a minority of petites villes (more likely the bigger the commune);
 - followers ∝ population with a heavy (log-normal) tail, growing over the years, with a
