@@ -13,24 +13,36 @@ def _rows(name: str, seeds_dir: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-@lru_cache(maxsize=4)
-def territory_ids(seeds_dir: Path = SEEDS_DIR) -> frozenset[str]:
-    """Every valid territory_id: region:76, departement:2A, epci:<siren>, commune:<insee>."""
-    ids = {f"region:{r['code']}" for r in _rows("regions.csv", seeds_dir)}
-    ids |= {f"departement:{r['code']}" for r in _rows("departements.csv", seeds_dir)}
-    ids |= {f"epci:{r['siren']}" for r in _rows("epci.csv", seeds_dir)}
-    ids |= {f"commune:{r['code']}" for r in _rows("communes.csv", seeds_dir)}
-    return frozenset(ids)
+def vintage_dirs(seeds_dir: Path = SEEDS_DIR) -> list[tuple[int | None, Path]]:
+    """(vintage, folder) of every reference vintage, oldest first; the current one is
+    seeds/ itself (vintage None), older ones are seeds/vintages/<year>/."""
+    older = sorted((int(p.name), p) for p in (Path(seeds_dir) / "vintages").glob("[0-9][0-9][0-9][0-9]")
+                   if p.is_dir())
+    return [*older, (None, Path(seeds_dir))]
+
+
+def _names_of(folder: Path) -> dict[str, str]:
+    names = {f"region:{r['code']}": r["name"] for r in _rows("regions.csv", folder)}
+    names |= {f"departement:{r['code']}": r["name"] for r in _rows("departements.csv", folder)}
+    names |= {f"epci:{r['siren']}": r["name"] for r in _rows("epci.csv", folder)}
+    names |= {f"commune:{r['code']}": r["name"] for r in _rows("communes.csv", folder)}
+    return names
 
 
 @lru_cache(maxsize=4)
 def territory_names(seeds_dir: Path = SEEDS_DIR) -> dict[str, str]:
-    """territory_id → name, for every id `territory_ids()` knows (the latest name known)."""
-    names = {f"region:{r['code']}": r["name"] for r in _rows("regions.csv", seeds_dir)}
-    names |= {f"departement:{r['code']}": r["name"] for r in _rows("departements.csv", seeds_dir)}
-    names |= {f"epci:{r['siren']}": r["name"] for r in _rows("epci.csv", seeds_dir)}
-    names |= {f"commune:{r['code']}": r["name"] for r in _rows("communes.csv", seeds_dir)}
+    """territory_id → name, for every id of any vintage (the name of its latest vintage)."""
+    names: dict[str, str] = {}
+    for _, folder in vintage_dirs(seeds_dir):
+        names |= _names_of(folder)
     return names
+
+
+@lru_cache(maxsize=4)
+def territory_ids(seeds_dir: Path = SEEDS_DIR) -> frozenset[str]:
+    """Every valid territory_id: region:76, departement:2A, epci:<siren>, commune:<insee>,
+    existing in at least one vintage of the reference."""
+    return frozenset(territory_names(seeds_dir))
 
 
 TERRITORIES_SQL = """
@@ -70,8 +82,9 @@ order by territory_id
 def territories(seeds_dir: Path = SEEDS_DIR):
     """All territories with kind, name, category and population, as an Arrow table.
 
-    Used by the demo simulator to decide who has an account; the warehouse's own
-    `marts.dim_territories` is built by dbt from the same files with the same rules.
+    Current vintage only. Used by the demo simulator to decide who has an account; the
+    warehouse's own `marts.dim_territories` is built by dbt from the same files with the
+    same rules, for every vintage.
     """
     import duckdb
 

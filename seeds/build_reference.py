@@ -375,6 +375,14 @@ def vintage_dir(vintage: int) -> Path:
     return SEEDS_DIR if vintage == CURRENT_VINTAGE else VINTAGES_DIR / str(vintage)
 
 
+def vintage_source(vintage: int, version: str) -> str:
+    """The credit line for a vintage, as printed in exports."""
+    communes = vintage - 1 if vintage == MIXED_VINTAGE else vintage
+    cog = (f"EPCI {vintage}, communes {communes}" if communes != vintage
+           else f"Code officiel géographique {vintage}")
+    return f"INSEE, {cog} ; DGCL ; via {PACKAGE} {version}"
+
+
 def main() -> int:
     by_vintage = {}
     for vintage, version, integrity in VINTAGES:
@@ -395,6 +403,9 @@ def main() -> int:
     ever = {row[0] for t in by_vintage.values() for row in t["communes"][1]}
     outputs.append((SEEDS_DIR / "commune_successors.csv", ["vintage", "code", "merged_into"],
                     [row for row in successors if row[1] in ever]))
+    outputs.append((SEEDS_DIR / "vintages.csv", ["vintage", "package_version", "folder", "source"],
+                    [[v, ver, str(vintage_dir(v).relative_to(SEEDS_DIR)), vintage_source(v, ver)]
+                     for v, ver, _ in VINTAGES]))
     outputs.append((SEEDS_DIR / "categories.csv", ["category", "label", "top_n", "sort_order"],
                     [list(row) for row in CATEGORIES]))
     outputs.append((SEEDS_DIR / "scoring_weights.csv", ["kpi", "weight", "description"],

@@ -26,3 +26,22 @@
 {% macro seeds_path(name) -%}
     {{ env_var("OBSERVATOIRE_SEEDS_DIR", "../seeds") }}/{{ name }}
 {%- endmacro %}
+
+{#-
+  One reference file (regions.csv, departements.csv, epci.csv, communes.csv) over every
+  vintage, with a `vintage` column: the current vintage is seeds/<name>, older ones are
+  seeds/vintages/<year>/<name> (seeds/vintages.csv lists them).
+-#}
+{% macro reference_csv(name) -%}
+    (
+        select
+            * exclude (filename),
+            coalesce(
+                try_cast(regexp_extract(replace(filename, '\', '/'), 'vintages/([0-9]{4})/[^/]+$', 1) as integer),
+                (select max(cast(vintage as integer))
+                 from read_csv('{{ seeds_path("vintages.csv") }}', header = true, all_varchar = true))
+            ) as vintage,
+        from read_csv(['{{ seeds_path(name) }}', '{{ seeds_path("vintages/*/" ~ name) }}'],
+                      header = true, all_varchar = true, filename = true, union_by_name = true)
+    )
+{%- endmacro %}

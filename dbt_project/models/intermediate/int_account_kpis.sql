@@ -32,12 +32,16 @@ joined as (
         r.*,
         t.category,
         t.population,
+        t.vintage,
         coalesce(p.posts_30d, 0) as posts_30d,
         coalesce(p.interactions_30d, 0) as interactions_30d,
         prev.followers as previous_followers,
         prev.ig_user_id as previous_ig_user_id,
     from reference r
-    join territories t using (territory_id)
+    -- the territory as it was in the vintage in force for the month (none: not ranked)
+    join territories t
+        on t.territory_id = r.territory_id
+        and r.month between t.valid_from and coalesce(t.valid_to, date '9999-12-01')
     left join posts p using (month, handle)
     left join reference prev
         on prev.territory_id = r.territory_id
@@ -72,6 +76,7 @@ final as (
         follows,
         media_count,
         population,
+        vintage,
         ---------- KPIs (rates are fractions)
         posts_30d,
         posts_30d / 30 as posts_per_day,

@@ -3,7 +3,8 @@
     incremental_strategy='append',
     pre_hook="{{ delete_month_range() }}",
 ) }}
--- Registered accounts whose month went wrong: latest snapshot not ok, or no snapshot at all.
+-- Registered accounts whose month went wrong: latest snapshot not ok, no snapshot at all,
+-- another account behind the handle, or a territory absent from the vintage in force.
 with snapshots as (
     select * from {{ ref('stg_raw__snapshots') }}
     where month between {{ month_from() }} and {{ month_to() }}
@@ -51,6 +52,44 @@ expected as (
     where m.month >= f.first_month
 ),
 
+territories as (
+    select * from {{ ref('int_territories') }}
+),
+
+vintages as (
+    select * from {{ ref('stg_reference__vintages') }}
+),
+
+successors as (
+    select * from {{ ref('stg_reference__commune_successors') }}
+),
+
+-- A registered territory that does not exist in the vintage in force is not ranked.
+inactive as (
+    select
+        e.month,
+        e.territory_id,
+        e.handle,
+        'territory_inactive' as alert,
+        e.territory_id || ' does not exist in the reference vintage ' || v.vintage
+            || ' (@etalab/decoupage-administratif ' || v.package_version || ')'
+            || coalesce('; merged into commune:' || s.merged_into_code
+                || coalesce(' (' || m.name || ')', ''), '')
+            || '; not ranked' as detail,
+        null as latest_status,
+        null as ranked_on_earlier_snapshot,
+        coalesce(l.is_demo, e.first_source = 'demo') as is_demo,
+    from expected e
+    join vintages v on e.month between v.valid_from and coalesce(v.valid_to, date '9999-12-01')
+    left join latest l using (month, handle)
+    left join territories t on t.territory_id = e.territory_id and t.vintage = v.vintage
+    left join successors s
+        on s.vintage = v.vintage and 'commune:' || s.code_commune = e.territory_id
+    left join territories m
+        on m.territory_id = 'commune:' || s.merged_into_code and m.vintage = v.vintage
+    where t.territory_id is null
+),
+
 alerts as (
     select
         e.month,
@@ -91,10 +130,16 @@ alerts as (
         is_demo,
     from kpis
     where account_changed
+
+    union all
+
+    select * from inactive
 ),
 
-territories as (
-    select * from {{ ref('int_territories') }}
+-- Name and category of the territory in the month's vintage, else in its latest one.
+latest_territories as (
+    select * from territories
+    qualify row_number() over (partition by territory_id order by vintage desc) = 1
 ),
 
 rankings as (
@@ -105,8 +150,8 @@ final as (
     select
         a.month,
         a.territory_id,
-        t.name as territory_name,
-        t.category,
+        coalesce(t.name, lt.name) as territory_name,
+        coalesce(t.category, lt.category) as category,
         a.handle,
         a.alert,
         a.detail,
@@ -116,7 +161,10 @@ final as (
         r.rank as last_rank,
         a.is_demo,
     from alerts a
-    join territories t using (territory_id)
+    join latest_territories lt on lt.territory_id = a.territory_id
+    left join territories t
+        on t.territory_id = a.territory_id
+        and a.month between t.valid_from and coalesce(t.valid_to, date '9999-12-01')
     asof left join rankings r
         on r.territory_id = a.territory_id and a.month > r.month
 )

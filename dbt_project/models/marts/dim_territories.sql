@@ -1,4 +1,5 @@
--- One row per territory of the reference (COG 2026), with its ranking category.
+-- One row per (territory, vintage) of the reference, with its ranking category. The
+-- territories in force in month m: where m between valid_from and coalesce(valid_to, date '9999-12-01').
 select
     territory_id,
     kind,
@@ -8,5 +9,10 @@ select
     population,
     code_departement,
     code_region,
+    epci_siren,
+    vintage,
+    valid_from,
+    valid_to,
+    package_version,
 from {{ ref('int_territories') }}
-order by territory_id
+order by territory_id, vintage

@@ -24,6 +24,7 @@ final as (
         s.rank,
         s.territory_id,
         t.name as territory_name,
+        t.vintage,
         s.handle,
         ---------- score and KPIs
         s.score,
@@ -53,7 +54,9 @@ final as (
         s.snapshot_at,
         s.source,
     from scored s
-    join territories t using (territory_id)
+    join territories t
+        on t.territory_id = s.territory_id
+        and s.month between t.valid_from and coalesce(t.valid_to, date '9999-12-01')
     join categories c on c.category = s.category
     left join scored prev
         on prev.territory_id = s.territory_id

@@ -1,8 +1,9 @@
 with source as (
-    select * from read_csv('{{ seeds_path("communes.csv") }}', header = true, all_varchar = true)
+    select * from {{ reference_csv("communes.csv") }}
 )
 
 select
+    vintage,
     code as code_commune,
     name as commune_name,
     code_departement,

@@ -1,8 +1,9 @@
 with source as (
-    select * from read_csv('{{ seeds_path("departements.csv") }}', header = true, all_varchar = true)
+    select * from {{ reference_csv("departements.csv") }}
 )
 
 select
+    vintage,
     code as code_departement,
     name as departement_name,
     code_region,

@@ -1,8 +1,9 @@
 with source as (
-    select * from read_csv('{{ seeds_path("epci.csv") }}', header = true, all_varchar = true)
+    select * from {{ reference_csv("epci.csv") }}
 )
 
 select
+    vintage,
     siren,
     name as epci_name,
     type as epci_type,

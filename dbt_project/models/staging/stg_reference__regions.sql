@@ -1,9 +1,10 @@
--- Régions of metropolitan France and the DROM (COG 2026).
+-- Régions of metropolitan France and the DROM, one row per (région, vintage).
 with source as (
-    select * from read_csv('{{ seeds_path("regions.csv") }}', header = true, all_varchar = true)
+    select * from {{ reference_csv("regions.csv") }}
 )
 
 select
+    vintage,
     code as code_region,
     name as region_name,
 from source

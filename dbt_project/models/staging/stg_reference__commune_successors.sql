@@ -1,0 +1,7 @@
+-- Communes absent from a vintage that the package lists as merged into another commune
+-- (commune déléguée or associée of a commune nouvelle of that vintage).
+select
+    cast(vintage as integer) as vintage,
+    code as code_commune,
+    merged_into as merged_into_code,
+from read_csv('{{ seeds_path("commune_successors.csv") }}', header = true, all_varchar = true)
