@@ -78,7 +78,8 @@ RANKING_HEADERS = ["rang", "évolution", "territoire", "code", "compte", "abonn�
 ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détail",
                  "dernier mois classé", "dernier rang", "données"]
 ALERT_WORDING = {"unavailable": "compte indisponible", "no_snapshot": "aucun relevé",
-                 "account_changed": "compte changé (autre identifiant Instagram)"}
+                 "account_changed": "compte changé (autre identifiant Instagram)",
+                 "territory_inactive": "territoire absent du millésime (non classé)"}
 SOURCE_WORDING = {
     "graph_api": "API Graph d'Instagram (business_discovery : données publiques des "
                  "comptes professionnels et créateurs)",
@@ -88,6 +89,27 @@ SOURCE_WORDING = {
 REFERENCE_DATA = ("Code officiel géographique (COG) 2026 de l'INSEE, via le paquet npm "
                   "@etalab/decoupage-administratif 6.0.0 (Etalab), Licence Ouverte 2.0 ; "
                   "population municipale")
+
+
+def reference_data(vintage: int | None, package_version: str | None) -> str:
+    """The reference line of a month's files: the vintage (millésime) it was ranked with."""
+    if vintage is None or package_version is None:
+        return REFERENCE_DATA
+    # The package has no communes 2020: its 2020 version pairs the EPCI 2020 with the
+    # communes (and populations) 2019.
+    cog = (f"EPCI {vintage} et communes {vintage - 1} du Code officiel géographique (COG)"
+           if vintage == 2020 else f"Code officiel géographique (COG) {vintage}")
+    return (f"millésime {vintage} : {cog} de l'INSEE, via le paquet npm "
+            f"@etalab/decoupage-administratif {package_version} (Etalab), Licence Ouverte 2.0 ; "
+            "population municipale de ce millésime")
+
+
+def territories_in_force(con: duckdb.DuckDBPyConnection, month_expr: str) -> str:
+    """SQL join condition (alias t) selecting the dim_territories row in force in the month."""
+    if "valid_from" in _columns(con, "marts.dim_territories"):
+        return (f" and {month_expr} between t.valid_from "
+                "and coalesce(t.valid_to, date '9999-12-01')")
+    return ""   # a warehouse from before vintages: one row per territory
 DEMO_NOTICE = "DONNÉES SIMULÉES (démo) : ces chiffres ne décrivent pas les comptes réels"
 WEIGHTS_TEXT = [  # SPEC §5, default weights
     ("taux d'engagement", 5,
@@ -227,7 +249,7 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
         select r.*, t.code as territory_code, c.label as category_label,
                c.sort_order as category_order
         from marts.fct_monthly_rankings r
-        left join marts.dim_territories t on t.territory_id = r.territory_id
+        left join marts.dim_territories t on t.territory_id = r.territory_id{territories_in_force(con, "r.month")}
         left join marts.dim_categories c on c.category = r.category
         where {' and '.join(where)}
         order by c.sort_order, r.category, r.rank
@@ -262,7 +284,7 @@ def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str
                a.detail, {last} as last_ranked_month, {last_rank} as last_rank,
                {demo} as is_demo
         from marts.account_alerts a
-        left join marts.dim_territories t on t.territory_id = a.territory_id
+        left join marts.dim_territories t on t.territory_id = a.territory_id{territories_in_force(con, "a.month")}
         left join marts.dim_categories c on c.category = {cat}
         where a.month = ?
         order by c.sort_order nulls last, territory_name, a.territory_id
@@ -285,6 +307,12 @@ class MonthData:
     snapshot_max: dt.datetime | None
     provisional: bool
     sources: list[str]
+    vintage: int | None = None            # reference vintage the month was ranked with
+    package_version: str | None = None
+
+    @property
+    def reference_data(self) -> str:
+        return reference_data(self.vintage, self.package_version)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -331,6 +359,12 @@ def read_month(warehouse: Path, month: dt.date) -> MonthData:
             sources = [r[0] for r in con.execute(
                 """select distinct source from marts.fct_monthly_rankings
                    where month = ? and source is not null order by 1""", [month]).fetchall()]
+        vintage = version = None
+        if "valid_from" in _columns(con, "marts.dim_territories"):
+            vintage, version = con.execute(
+                """select max(vintage), max(package_version) from marts.dim_territories
+                   where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
+                [month]).fetchone()
     by_cat: dict[str, list[dict[str, Any]]] = {c["category"]: [] for c in categories}
     for row in rows:
         by_cat.setdefault(row["category"], []).append(row)
@@ -341,7 +375,8 @@ def read_month(warehouse: Path, month: dt.date) -> MonthData:
     return MonthData(month=month, categories=categories, rankings=by_cat,
                      ranked_counts={k: int(v) for k, v in counts.items()}, alerts=alerts,
                      snapshot_min=_utc(snap_min), snapshot_max=_utc(snap_max),
-                     provisional=provisional, sources=sources)
+                     provisional=provisional, sources=sources, vintage=vintage,
+                     package_version=version)
 
 
 # ---------------------------------------------------------------- CSV rows
@@ -472,7 +507,7 @@ def readme_text(data: MonthData, dialect: ExportDialect, exported_at: dt.datetim
     ]
     srcs = data.sources or ["graph_api"]
     lines += [f"- Données Instagram : {SOURCE_WORDING.get(s, s)}" for s in srcs]
-    lines += [f"- Référentiel territorial : {REFERENCE_DATA}.", ""]
+    lines += [f"- Référentiel territorial : {data.reference_data}.", ""]
     return "\r\n".join(lines) + "\r\n"
 
 

@@ -22,7 +22,6 @@ from .csv_export import (
     ALERT_WORDING,
     DEMO_NOTICE,
     FILE_MODE,
-    REFERENCE_DATA,
     SOURCE_WORDING,
     STABLE,
     WEIGHTS_TEXT,
@@ -116,7 +115,7 @@ def build_context(warehouse: Path, month: dt.date) -> dict[str, Any]:
         "alerts": data.alerts, "alert_wording": ALERT_WORDING,
         "demo_notice": DEMO_NOTICE, "weights": WEIGHTS_TEXT,
         "sources": [SOURCE_WORDING.get(s, s) for s in (data.sources or ["graph_api"])],
-        "reference_data": REFERENCE_DATA,
+        "reference_data": data.reference_data,
         "generated_at": dt.datetime.now(dt.UTC),
     }
 
