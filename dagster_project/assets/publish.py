@@ -49,11 +49,20 @@ def published_warehouse(context: AssetExecutionContext,
 def monthly_exports(context: AssetExecutionContext,
                     observatoire: ObservatoireResource) -> MaterializeResult:
     from ..exports import export_month
+    from ..exports.csv_export import months_with_data
     from ..exports.report import render_report
 
     settings = observatoire.settings()
     source = settings.published_warehouse  # never the file being written by another run
-    months = window_months(context)
+    window = window_months(context)
+    months = months_with_data(source, window)
+    empty = [m.month_key(mo) for mo in window if mo not in months]
+    if empty:
+        context.log.warning(f"no data (no rankings, no alerts) for {len(empty)} month(s), "
+                            f"not exported: {', '.join(empty)}")
+    if not months:
+        return MaterializeResult(metadata={"months": 0, "files": 0,
+                                           "months_without_data": ", ".join(empty)})
     # Two threads: DuckDB reads release the GIL while the other thread writes CSV.
     with ThreadPoolExecutor(max_workers=2) as pool:
         files = sum(pool.map(lambda mo: len(export_month(source, mo, settings.exports_dir)), months))
@@ -63,5 +72,6 @@ def monthly_exports(context: AssetExecutionContext,
     last = settings.exports_dir / m.month_key(months[-1])
     return MaterializeResult(metadata={
         "months": len(months), "files": files,
+        "months_without_data": ", ".join(empty) or "none",
         "latest_folder": MetadataValue.path(str(last)),
         "report": MetadataValue.path(str(last / "rapport.html"))})

@@ -581,6 +581,18 @@ def _fsync_tree(folder: Path) -> None:
 
 # ---------------------------------------------------------------- entry point
 
+def months_with_data(warehouse: Path, months: list[dt.date]) -> list[dt.date]:
+    """The months of `months` that have rankings or alerts (the others cannot be exported)."""
+    if not months:
+        return []
+    with connect(warehouse) as con:
+        found = {first_of_month(r[0]) for r in con.execute(
+            """select distinct month from marts.fct_monthly_rankings where month between ? and ?
+               union select distinct month from marts.account_alerts where month between ? and ?""",
+            [min(months), max(months)] * 2).fetchall()}
+    return [mo for mo in months if first_of_month(mo) in found]
+
+
 def export_month(warehouse: Path, month: dt.date, exports_dir: Path,
                  dialect: str = "excel-fr") -> list[Path]:
     """Write the month's CSV exports; returns the paths written (categories, alertes, LISEZMOI).
