@@ -468,7 +468,7 @@ def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("registry", f"{registry} ({total:,} accounts"
-                  + (f", {rejected} rows rejected" if rejected else "") + ")")
+                  + (f", {rejected} rejected row(s)" if rejected else "") + ")")
     table.add_row("collected", f"[bold]{st.collected:,} / {total:,}[/] ({pct})")
     table.add_row("  by status", f"ok {b['ok']:,} · not_found {b['not_found']:,} · "
                   f"not_business {b['not_business']:,}")

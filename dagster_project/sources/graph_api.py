@@ -821,6 +821,8 @@ class _RunBudget:
 
     def run(self, handle: str) -> dict | None:
         with self._lock:
+            if self._collector.stop_reason is not None:
+                return None  # the run is stopping: this account never started
             if self.reason is None:
                 self.reason = self._limit()
             if self.reason is not None:
