@@ -10,7 +10,9 @@ files and the run log: what `observatoire status` and the asset's metadata show.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -36,6 +38,31 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "not_found", "not_business", "error")
 MONTH_END_MARGIN_S = 600.0  # the last run of the month ends 10 min before midnight UTC
+
+
+class CollectionBusy(RuntimeError):
+    """Another collection run of the month is in progress."""
+
+
+@contextlib.contextmanager
+def exclusive_run(data_dir: Path, month: dt.date):
+    """One collection run of a month at a time (two would fetch the same accounts): an
+    exclusive lock on `<data_dir>/collection/<YYYY-MM>.lock`, released when the run ends or
+    its process dies."""
+    path = run_log_path(data_dir, month).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CollectionBusy(
+                f"another Graph API collection run of {month_key(month)} is in progress "
+                f"(lock {path}): let it finish, then run again — accounts it collects are "
+                "skipped") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def run_log_path(data_dir: Path, month: dt.date) -> Path:
@@ -206,12 +233,18 @@ def collect_today(accounts: list[Account], settings: Settings, *,
 
     `options` (CollectorOptions) gives the transport knobs; the plan sets the pacing, the
     stop on usage and the run's budgets. Raises like `graph_api.collect_month` (the run log
-    then gets a `failed` line).
+    then gets a `failed` line), and CollectionBusy while another run of the month is on.
     """
-    from .sources.graph_api import CollectorOptions, collect_month
-
     ps = plan_settings or load_plan_settings()
     now = now or _utcnow
+    month = current_month(now().astimezone(dt.UTC).date())
+    with exclusive_run(settings.data_dir, month):
+        return _collect_today(accounts, settings, ps, options, now, max_in_flight, progress)
+
+
+def _collect_today(accounts, settings, ps, options, now, max_in_flight, progress) -> DayOutcome:
+    from .sources.graph_api import CollectorOptions, collect_month
+
     started = now().astimezone(dt.UTC)
     month = current_month(started.date())
     # the last run of the month must end before midnight UTC (its lines belong to this month)

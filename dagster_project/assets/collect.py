@@ -42,7 +42,7 @@ def instagram_snapshots(context: AssetExecutionContext,
         context.log.info(f"demo: {result.snapshots} snapshots, {result.media} posts "
                          f"for {result.accounts} accounts over {len(months)} months")
     elif source == "graph_api":
-        from ..collection import collect_today
+        from ..collection import CollectionBusy, collect_today
         from ..sources import graph_api
 
         current = m.current_month()
@@ -62,7 +62,7 @@ def instagram_snapshots(context: AssetExecutionContext,
             day = collect_today(accounts, settings, progress=progress)
         except graph_api.TokenError as exc:
             raise Failure(str(exc)) from None
-        except ValueError as exc:  # a malformed collection setting
+        except (ValueError, CollectionBusy) as exc:  # a malformed setting, a run already on
             raise Failure(str(exc)) from None
         result, status = day.result, day.status
         meta |= day.as_metadata()

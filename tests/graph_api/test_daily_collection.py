@@ -18,7 +18,13 @@ from fake_graph_api import FakeGraphAPI, make_media
 from typer.testing import CliRunner
 
 from dagster_project.cli import app
-from dagster_project.collection import collect_today, month_status, read_run_log
+from dagster_project.collection import (
+    CollectionBusy,
+    collect_today,
+    exclusive_run,
+    month_status,
+    read_run_log,
+)
 from dagster_project.collection_plan import PlanSettings
 from dagster_project.registry import Account
 from dagster_project.settings import SEEDS_DIR, Settings
@@ -192,3 +198,16 @@ def test_without_a_stop_mark_usage_still_pauses(window):
     res = collect_month(accounts[:5], MONTH, settings, now=lambda: DAYS[0], max_in_flight=1,
                         options=CollectorOptions(backoff_scale=SCALE, sleep=waits.append))
     assert res.stopped_reason is None and res.collected == 5 and res.usage_pauses == 1
+
+
+def test_one_collection_run_of_a_month_at_a_time(window):
+    """Two runs at once would fetch the same accounts: the second is refused, sends nothing."""
+    api, accounts, settings, _ = window
+    with exclusive_run(settings.data_dir, MONTH), pytest.raises(CollectionBusy,
+                                                                match="in progress"):
+        collect_today(accounts, settings, plan_settings=PLAN, now=lambda: DAYS[0],
+                      options=CollectorOptions(backoff_scale=SCALE))
+    assert api.total_requests == 0 and read_run_log(settings.data_dir, MONTH) == []
+    done = collect_today(accounts[:3], settings, plan_settings=PLAN, now=lambda: DAYS[0],
+                         options=CollectorOptions(backoff_scale=SCALE))
+    assert done.result.collected == 3  # the lock is free again
