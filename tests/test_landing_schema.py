@@ -38,7 +38,7 @@ TOKEN = "EAAGtest-schema-token-0123456789"
 def read_landing(folder: Path) -> list[dict]:
     """Every line of every landing file under `folder` (`.ndjson` and `.ndjson.gz`)."""
     lines = []
-    for path in sorted(folder.rglob("*.ndjson*")):
+    for path in sorted(p for p in folder.rglob("*") if p.name.endswith((".ndjson", ".ndjson.gz"))):
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as fh:
             lines += [json.loads(x) for x in fh if x.strip()]
