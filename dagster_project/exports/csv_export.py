@@ -1,4 +1,4 @@
-"""Journalist CSV exports (SPEC §8): one folder per month, replaced atomically.
+"""Journalist CSV exports: one folder per month, replaced atomically.
 
 `export_month(warehouse, month, exports_dir, dialect)` writes
 
@@ -111,7 +111,7 @@ def territories_in_force(con: duckdb.DuckDBPyConnection, month_expr: str) -> str
                 "and coalesce(t.valid_to, date '9999-12-01')")
     return ""   # a warehouse from before vintages: one row per territory
 DEMO_NOTICE = "DONNÉES SIMULÉES (démo) : ces chiffres ne décrivent pas les comptes réels"
-WEIGHTS_TEXT = [  # SPEC §5, default weights
+WEIGHTS_TEXT = [  # docs/methodologie.md, default weights
     ("taux d'engagement", 5,
      ("(mentions J'aime + commentaires) des publications des 30 jours précédant le relevé "
      "÷ (nombre de ces publications × abonnés)")),

@@ -1,4 +1,4 @@
--- Every territory of every vintage with its category and population (SPEC §2), and the
+-- Every territory of every vintage with its category and population, and the
 -- months the vintage is in force (valid_from … valid_to, null = still in force).
 with communes as (
     select * from {{ ref('stg_reference__communes') }}
