@@ -245,11 +245,12 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
     if max_rank is not None:
         where.append("r.rank <= ?")
         params.append(max_rank)
+    in_force = territories_in_force(con, "r.month")
     sql = f"""
         select r.*, t.code as territory_code, c.label as category_label,
                c.sort_order as category_order
         from marts.fct_monthly_rankings r
-        left join marts.dim_territories t on t.territory_id = r.territory_id{territories_in_force(con, "r.month")}
+        left join marts.dim_territories t on t.territory_id = r.territory_id{in_force}
         left join marts.dim_categories c on c.category = r.category
         where {' and '.join(where)}
         order by c.sort_order, r.category, r.rank
@@ -278,13 +279,14 @@ def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str
         last = f"coalesce(a.last_ranked_month, {last})"
     if "last_rank" in cols:
         last_rank = f"coalesce(a.last_rank, {last_rank})"
+    in_force = territories_in_force(con, "a.month")
     sql = f"""
         select a.territory_id, {name} as territory_name, {cat} as category,
                c.label as category_label, t.code as territory_code, a.handle, a.alert,
                a.detail, {last} as last_ranked_month, {last_rank} as last_rank,
                {demo} as is_demo
         from marts.account_alerts a
-        left join marts.dim_territories t on t.territory_id = a.territory_id{territories_in_force(con, "a.month")}
+        left join marts.dim_territories t on t.territory_id = a.territory_id{in_force}
         left join marts.dim_categories c on c.category = {cat}
         where a.month = ?
         order by c.sort_order nulls last, territory_name, a.territory_id
