@@ -78,24 +78,22 @@ def read_site_data(warehouse: Path, months: list[dt.date] | None) -> SiteData:
         before = [all_months[i - 1] for i, mo in enumerate(all_months) if mo in wanted and i > 0]
         rendered = sorted(set(wanted) | set(latest_two) | set(before))
         cols = ", ".join(RANKING_COLUMNS)
-        con.execute("create temp table _months as select unnest(?::date[]) as month", [rendered])
         rows = _dicts(con.execute(f"""select {cols} from marts.fct_monthly_rankings
-                                      where month in (select month from _months)
-                                      order by month, category, rank"""), RANKING_COLUMNS)
+                                      where month in (select unnest(?::date[]))
+                                      order by month, category, rank""", [rendered]),
+                      RANKING_COLUMNS)
         rankings: dict[dt.date, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         for row in rows:
             rankings[row["month"]][row["category"]].append(row)
         counts = {(mo, c): n for mo, c, n in con.execute(
             """select month, category, count(*) from marts.fct_monthly_rankings
                group by all""").fetchall()}
-        con.execute("""create temp table _territories as
-                       select distinct territory_id from marts.fct_monthly_rankings
-                       where month in (select unnest(?::date[]))""", [wanted])
         hist: dict[str, list] = defaultdict(list)
         for row in _dicts(con.execute(f"""
                 select {cols} from marts.fct_monthly_rankings
-                where territory_id in (select territory_id from _territories)
-                order by territory_id, month"""), RANKING_COLUMNS):
+                where territory_id in (select territory_id from marts.fct_monthly_rankings
+                                       where month in (select unnest(?::date[])))
+                order by territory_id, month""", [wanted]), RANKING_COLUMNS):
             hist[row["territory_id"]].append(row)
         posts = []
         if _table_exists(con, "marts", "fct_top_posts"):

@@ -59,7 +59,9 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
                      f'text-anchor="end">{_fmt(v)}</text>')
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y(v):.1f}" x2="{WIDTH - RIGHT}" '
                      f'y2="{y(v):.1f}"/>')
-    years = [(i, mo.year) for i, (mo, _) in enumerate(points) if mo.month == 1 or i == 0]
+    years = [(i, mo.year) for i, (mo, _) in enumerate(points) if mo.month == 1]
+    if not years:
+        years = [(0, points[0][0].year)]
     step = max(1, len(years) // 8)
     for i, year in years[::step]:
         parts.append(f'<text class="tick" x="{x(i):.1f}" y="{HEIGHT - 8}" '
