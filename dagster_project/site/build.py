@@ -306,6 +306,7 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
     data = read_site_data(warehouse, None if full else months)
     if not data.months:
         raise ValueError(f"no ranking in {warehouse}: run the pipeline before building the site")
+    full = full or set(data.months) <= set(months)
     run_months = data.months if full else sorted(set(months) & set(data.months))
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=".site-", dir=site_dir.parent)) if full else site_dir
