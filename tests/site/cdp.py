@@ -6,6 +6,7 @@ request and console error, and take screenshots at desktop and phone widths.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
@@ -39,7 +40,9 @@ class Browser:
         req = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
         with urllib.request.urlopen(req, timeout=30) as resp:
             target = json.load(resp)
-        self.ws = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        self.stack = contextlib.ExitStack()
+        self.ws = self.stack.enter_context(
+            connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
         self.next_id = 0
         self.events: list[dict] = []
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -109,8 +112,8 @@ class Browser:
 
     def close(self) -> None:
         try:
-            if getattr(self, "ws", None) is not None:
-                self.ws.close()
+            if getattr(self, "stack", None) is not None:
+                self.stack.close()
         finally:
             self.proc.kill()
             self.proc.wait(timeout=30)

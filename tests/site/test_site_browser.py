@@ -107,7 +107,7 @@ def test_index_category_and_territory_pages(site, facts, browser, tmp_path):
     assert name in text and "Les 12 derniers mois" in text
     assert browser.eval("document.querySelectorAll('svg.chart polyline, svg.chart circle').length") >= 2
     handle = browser.eval("document.querySelector('p.lead').textContent")
-    profile = browser.eval("document.querySelector('a[href^=\"https://www.instagram.com/\"]') !== null")
+    profile = browser.eval("document.querySelector('p.lead a[href^=\"https://www.instagram.com/\"]') !== null")
     assert profile != ("compte simulé" in handle)  # real handles link to their profile
 
 
