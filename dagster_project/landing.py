@@ -1,4 +1,4 @@
-"""Landing-zone helpers shared by every source (SPEC §4).
+"""Landing-zone helpers shared by every source (docs/landing-format.md).
 
 `<landing_dir>/<YYYY-MM>/*.ndjson[.gz]`: one JSON object per line. Files are written
 atomically (temp file in the same folder, fsync, rename) so a reader never sees half a file.
