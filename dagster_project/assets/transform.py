@@ -36,8 +36,8 @@ class Translator(DagsterDbtTranslator):
     """Only the marts are Dagster assets; their lineage skips staging/intermediate.
 
     dbt still builds every model and runs every test in one invocation; Dagster records the
-    five marts (a range run writes one event per asset *and month*: 18 models × 109 months
-    of events cost a minute on SQLite, 5 marts cost seconds). Sources map to the load asset.
+    six marts (a range run writes one event per asset *and month*: 18 models × 109 months
+    of events cost a minute on SQLite, 6 marts cost seconds). Sources map to the load asset.
     """
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:

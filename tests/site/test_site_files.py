@@ -128,3 +128,32 @@ def test_method_page_from_the_docs_or_built_in(tmp_path):
     html = method_html(doc)
     assert "<h1>Méthode</h1>" in html and "README.md" not in html
     assert '<a href="https://www.insee.fr/">Insee</a>' in html
+
+
+@pytest.mark.slow
+def test_serve_answers_on_localhost(demo_run):
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from pipeline_support import BIN, ROOT, project_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "observatoire"), "site", "--month", E2E_TO, "--serve",
+                             "--port", str(port)], cwd=ROOT, env=project_env(demo_run),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, body = time.monotonic() + 300, None
+        while body is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as r:
+                    body = r.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert body and '<html lang="fr">' in body
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
