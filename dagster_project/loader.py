@@ -11,6 +11,7 @@ import codecs
 import datetime as dt
 import gzip
 import json
+import logging
 import shutil
 import tempfile
 import zlib
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from . import landing
 from . import months as m
 from .registry import RejectedRow, read_registry
 from .warehouse import connect
 
+log = logging.getLogger(__name__)
 LOAD_WORKERS = 2
 MAX_COUNT = 1_000_000_000  # followers / likes above this are not a collectivité's account
 FUTURE_TOLERANCE = "interval 10 minutes"
@@ -173,8 +176,23 @@ def month_files(landing_dir: Path, month: dt.date) -> list[Path]:
     folder = Path(landing_dir) / m.month_key(month)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and (p.name.endswith(".ndjson") or p.name.endswith(".ndjson.gz")))
+    return sorted(p for p in folder.iterdir() if p.is_file() and landing.is_landing_name(p.name))
+
+
+def _list_new_files(landing_dir: Path, month: dt.date) -> None:
+    """Files placed by hand get their manifest line when first met (the sources list
+    theirs when they write them). A read-only archive is loaded all the same."""
+    folder = Path(landing_dir) / m.month_key(month)
+    files = month_files(landing_dir, month)
+    if not files:
+        return
+    listed = landing.read_manifest(folder)
+    new = [landing.describe(p, recorded_by="loader") for p in files if p.name not in listed]
+    try:
+        landing.record(folder, new)
+    except OSError as exc:
+        log.warning("could not list %d new landing file(s) of %s in %s: %s",
+                    len(new), folder, landing.MANIFEST, exc)
 
 
 def _gunzip(src: Path, dest_dir: Path) -> tuple[Path | None, str | None]:
@@ -254,6 +272,7 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
         file_errors: list[tuple[dt.date, str, str]] = []
         line_errors: list[tuple[dt.date, str, int, str]] = []
         for month in months:
+            _list_new_files(landing_dir, month)
             for path in month_files(landing_dir, month):
                 rel = str(path.relative_to(landing_dir))
                 readable = path
