@@ -425,3 +425,12 @@ def _killpg(pgid: int, sig: int) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+def _add_archive_commands() -> None:
+    from .archive_cli import register
+
+    register(app)   # verify, backup
+
+
+_add_archive_commands()
