@@ -292,6 +292,7 @@ def backup(landing_dir: Path, dest: Path, registries: list[tuple[Path, str]]) ->
             if (dst.is_file() and dst.stat().st_size == entry.bytes
                     and landing.sha256_of(dst) == entry.sha256):
                 written = entry.sha256          # copied before a kill, not yet listed
+                result.skipped += 1
             else:
                 written = _copy_atomic(src, dst)
                 result.copied.append(f"{month}/{name}")
@@ -329,21 +330,6 @@ def registry_files(data_dir: Path, accounts_files: list[Path]) -> list[tuple[Pat
             rel = f"registry/{path.name}"
         out.setdefault(rel, path)
     return [(p, rel) for rel, p in out.items()]
-
-
-def month_list(first: str | None, last: str | None) -> list[str] | None:
-    """`--month` / range options → month keys, None for every month (pure)."""
-    if not first and not last:
-        return None
-    start = m.parse_month(first or last)
-    end = m.parse_month(last or first)
-    if end < start:
-        raise ValueError(f"{m.month_key(end)} is before {m.month_key(start)}")
-    out, x = [], start
-    while x <= end:
-        out.append(m.month_key(x))
-        x = m.add_months(x, 1)
-    return out
 
 
 def summary_lines(report: Report) -> list[str]:

@@ -19,6 +19,7 @@ standard tools:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import gzip
@@ -93,9 +94,12 @@ def _blocks(fh) -> Iterable[bytes]:
         yield block
 
 
-def describe(path: Path | str, *, recorded_by: str = "", lines: bool = True) -> Entry:
-    """The manifest entry of a file as it is now (SHA-256, size and record count)."""
+def describe(path: Path | str, *, recorded_by: str = "", lines: bool = True,
+             name: str | None = None) -> Entry:
+    """The manifest entry of a file as it is now (SHA-256, size and record count);
+    `name`: the landing name of a temp file (it says whether it is gzip)."""
     path = Path(path)
+    name = name or path.name
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         size = 0
@@ -105,7 +109,7 @@ def describe(path: Path | str, *, recorded_by: str = "", lines: bool = True) -> 
     count: int | None = None
     if lines:
         try:
-            if path.name.endswith(".gz"):
+            if name.endswith(".gz"):
                 with gzip.open(path, "rb") as fh:
                     count = _count_lines(_blocks(fh))
             else:
@@ -114,7 +118,7 @@ def describe(path: Path | str, *, recorded_by: str = "", lines: bool = True) -> 
         except (OSError, EOFError, zlib.error):
             count = None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Entry(path.name, digest.hexdigest(), size, count, now, recorded_by)
+    return Entry(name, digest.hexdigest(), size, count, now, recorded_by)
 
 
 def sha256_of(path: Path | str) -> str:
@@ -236,9 +240,9 @@ def publish(tmp: Path | str, path: Path | str, *, source: str, exclusive: bool =
     tmp, path = Path(tmp), Path(path)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
-    entry = describe(tmp, recorded_by=source, lines=lines is None)
-    entry = Entry(path.name, entry.sha256, entry.bytes,
-                  entry.lines if lines is None else lines, entry.recorded_at, source)
+    entry = describe(tmp, recorded_by=source, lines=lines is None, name=path.name)
+    if lines is not None:
+        entry = dataclasses.replace(entry, lines=lines)
     if exclusive:
         _link_exclusive(tmp, path)
     else:
