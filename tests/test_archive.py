@@ -257,3 +257,43 @@ def test_manifest_lines_that_cannot_be_read_are_named(data):
     assert [p.name for p in landing.iter_month_files(manifest.parent)] == [
         "graph_api-1.ndjson.gz", "graph_api-2.ndjson.gz"]
 
+
+
+def test_the_demo_writes_only_gzip_listed_files_and_a_rerun_rewrites_nothing(tmp_path):
+    from dagster_project.reference import territory_ids
+    from dagster_project.registry import read_registry
+    from dagster_project.settings import SEEDS_DIR
+    from dagster_project.sources import demo
+
+    real, _ = read_registry(SEEDS_DIR / "instagram_accounts.csv", territory_ids())
+    accounts = demo.build_registry(real)
+    now = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    land = tmp_path / "landing"
+    (land / "2021-07").mkdir(parents=True)
+    (land / "2021-07" / "demo.ndjson").write_text("{}\n")      # a demo file of old
+    landing.write_landing_file(land / "2021-07" / "graph_api-1.ndjson.gz",
+                               [snap("a", "2021-07-02T10:00:00Z")], source="graph_api")
+    result = demo.simulate(accounts, [JULY, AUGUST], land, now=now)
+    names = sorted(str(p.relative_to(land)) for p in land.rglob("*") if p.is_file())
+    assert names == ["2021-07/MANIFEST.tsv", "2021-07/demo.ndjson.gz",
+                     "2021-07/graph_api-1.ndjson.gz", "2021-08/MANIFEST.tsv",
+                     "2021-08/demo.ndjson.gz"]
+    listed = {k: landing.read_manifest(land / k)["demo.ndjson.gz"] for k in ("2021-07", "2021-08")}
+    assert sum(e.lines for e in listed.values()) == result.snapshots
+    for key, entry in listed.items():   # the counts the demo gives are the loader's counts
+        now_on_disk = landing.describe(land / key / "demo.ndjson.gz")
+        assert (now_on_disk.sha256, now_on_disk.bytes, now_on_disk.lines) == (
+            entry.sha256, entry.bytes, entry.lines)
+        assert entry.recorded_by == "demo"
+    assert archive.verify(land).ok
+    stat = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in land.rglob("*") if p.is_file()}
+    demo.simulate(accounts, [JULY, AUGUST], land, now=now)
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in land.rglob("*")
+            if p.is_file()} == stat                          # nothing rewritten
+    # another registry: the demo replaces its own file (and its manifest line) only
+    other = land / "2021-07" / "graph_api-1.ndjson.gz"
+    before = other.read_bytes()
+    demo.simulate(accounts[:50], [JULY], land, now=now)
+    assert other.read_bytes() == before
+    assert landing.read_manifest(land / "2021-07")["demo.ndjson.gz"] != listed["2021-07"]
+    assert archive.verify(land).ok
