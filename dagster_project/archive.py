@@ -306,8 +306,12 @@ def backup(landing_dir: Path, dest: Path, registries: list[tuple[Path, str]]) ->
         src, target = Path(src), dest / rel
         if not src.is_file():
             continue
-        if not (target.is_file() and landing.sha256_of(target) == landing.sha256_of(src)):
-            _copy_atomic(src, target)
+        wanted = landing.sha256_of(src)
+        up_to_date = target.is_file() and landing.sha256_of(target) == wanted
+        if not up_to_date and _copy_atomic(src, target) != wanted:
+            result.findings.append(Finding(rel, "registry changed while it was copied",
+                                           "back up again"))
+            continue
         result.registries.append(rel)
     result.verify = verify(out_root)
     return result
