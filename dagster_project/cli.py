@@ -423,10 +423,6 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _add_archive_commands() -> None:
     from .archive_cli import register
 
@@ -434,3 +430,7 @@ def _add_archive_commands() -> None:
 
 
 _add_archive_commands()
+
+
+if __name__ == "__main__":
+    app()
