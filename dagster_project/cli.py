@@ -1,4 +1,4 @@
-"""`observatoire`: run the pipeline, export a month, draw a chart, open the Dagster UI (SPEC §7)."""
+"""`observatoire`: run the pipeline, export a month, draw a chart, open the Dagster UI."""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
-"""The landing archive: the one place that writes landing files and their manifests.
+"""The landing archive: the one place that writes landing files and their manifests
+(line format: docs/landing-format.md; the archive: docs/landing.md).
 
 `<landing_dir>/<YYYY-MM>/*.ndjson[.gz]`: one JSON object per line. Every source writes
 `.ndjson.gz`; the loader reads both forms. A landing file is written atomically (temp file

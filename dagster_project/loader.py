@@ -1,4 +1,4 @@
-"""Load landing files (SPEC §4) and the accounts registry (SPEC §3) into the `raw` schema.
+"""Load landing files (docs/landing-format.md) and the accounts registry into the `raw` schema.
 
 Everything is bulk SQL inside DuckDB (no Python row loop over snapshots): files are read
 with `read_text`, split into numbered lines, validated with JSON functions, and each bad

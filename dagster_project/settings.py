@@ -1,4 +1,4 @@
-"""Runtime settings, all from the environment (SPEC §7)."""
+"""Runtime settings, all from the environment."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""What journalists receive (SPEC §8): CSV exports, charts and an HTML report.
+"""What journalists receive: CSV exports, charts and an HTML report.
 
 - `export_month(warehouse, month, exports_dir, dialect="excel-fr") -> list[Path]`
 - `top10_chart(warehouse, month, category, out_path) -> Path`

@@ -1,4 +1,4 @@
-"""Journalist CSV exports (SPEC §8): one folder per month, replaced atomically.
+"""Journalist CSV exports: one folder per month, replaced atomically.
 
 `export_month(warehouse, month, exports_dir, dialect)` writes
 
@@ -89,7 +89,7 @@ REFERENCE_DATA = ("Code officiel géographique (COG) 2026 de l'INSEE, via le paq
                   "@etalab/decoupage-administratif 6.0.0 (Etalab), Licence Ouverte 2.0 ; "
                   "population municipale")
 DEMO_NOTICE = "DONNÉES SIMULÉES (démo) : ces chiffres ne décrivent pas les comptes réels"
-WEIGHTS_TEXT = [  # SPEC §5, default weights
+WEIGHTS_TEXT = [  # docs/methodologie.md, default weights
     ("taux d'engagement", 5,
      ("(mentions J'aime + commentaires) des publications des 30 jours précédant le relevé "
      "÷ (nombre de ces publications × abonnés)")),

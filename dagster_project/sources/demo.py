@@ -1,4 +1,4 @@
-"""Demo source: a deterministic, vectorised simulator of Instagram snapshots (SPEC §4).
+"""Demo source: a deterministic, vectorised simulator of Instagram snapshots (docs/landing-format.md).
 
 Everything it writes has `source = "demo"`, so the warehouse and the exports flag it.
 Same seed → byte-identical landing files, whatever the requested month range: each

@@ -1,4 +1,4 @@
-"""Production collector: Instagram Graph API `business_discovery` → landing NDJSON (SPEC §4).
+"""Production collector: Instagram Graph API `business_discovery` → landing NDJSON (docs/landing-format.md).
 
 One call per account (plus one per extra page of media while posts are still inside the
 30-day window), `max_in_flight` accounts at a time, one landing line per account, files

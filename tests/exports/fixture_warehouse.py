@@ -1,7 +1,7 @@
 """Build a small, plausible warehouse with the `marts` tables the exports read.
 
 Two months (2021-06, 2021-07 by default), the 8 categories, rankings computed in DuckDB with
-the SPEC §5 method (percent_rank per KPI, weights 5/4/3/2/1, round 6, tie-break followers
+the method of docs/methodologie.md (percent_rank per KPI, weights 5/4/3/2/1, round 6, tie-break followers
 desc then territory_id), plus the awkward cases the exports must survive:
 
 - territory names `=HYPERLINK("x")`, `+33 Ville`, `-Tiret` (formula injection attempts);

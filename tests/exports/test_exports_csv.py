@@ -1,4 +1,4 @@
-"""CSV exports for journalists (SPEC §8): dialects, headers, formats, guards, atomicity."""
+"""CSV exports for journalists: dialects, headers, formats, guards, atomicity."""
 from __future__ import annotations
 
 import csv

@@ -23,7 +23,7 @@ def media(media_id: str = "m1", timestamp: str = "2021-07-30T09:12:00+0000", *,
 def snapshot(handle: str = "gersledepartement", fetched_at: str = "2021-07-31T22:00:00Z", *,
              items: list | None = None, source: str = "graph_api", status: str = "ok",
              **account: Any) -> dict:
-    """One landing object (SPEC §4); `account` overrides business_discovery fields."""
+    """One landing object (docs/landing-format.md); `account` overrides business_discovery fields."""
     bd = {"id": "17841400000000000", "username": handle, "name": "Le Gers",
           "followers_count": 15012, "follows_count": 312, "media_count": 1840,
           "media": {"data": [media()] if items is None else items}}

@@ -1,4 +1,4 @@
-"""Loading is idempotent per month (SPEC §4); a reloaded month reflects its landing folder now."""
+"""Loading is idempotent per month; a reloaded month reflects its landing folder now."""
 from __future__ import annotations
 
 import datetime as dt

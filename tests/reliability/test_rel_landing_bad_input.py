@@ -1,4 +1,4 @@
-"""Bad landing lines (SPEC §4): each is quarantined in raw.rejected_lines with its file, its
+"""Bad landing lines (docs/landing-format.md): each is quarantined in raw.rejected_lines with its file, its
 line number, the reason and the line verbatim; every other line of the month still loads."""
 from __future__ import annotations
 

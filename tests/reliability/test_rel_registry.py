@@ -1,4 +1,4 @@
-"""Bad accounts registries (SPEC §3), loaded with `load_registry` into raw.accounts /
+"""Bad accounts registries, loaded with `load_registry` into raw.accounts /
 raw.rejected_accounts: each bad row is rejected with a message naming file and line, the
 other rows load."""
 from __future__ import annotations

@@ -312,7 +312,7 @@ def test_sql_metacharacters_in_the_registry_are_data(tmp_path):
 
 
 SQL_CALLS = {"execute", "executemany", "sql", "query", "from_query"}
-SUSPECT = re.compile(r"handle|territor|month", re.IGNORECASE)
+DATA_NAME = re.compile(r"handle|territor|month", re.IGNORECASE)
 # Names spliced into SQL text on purpose: module constants and SQL fragments built only
 # from constants (checked by reading the code), as "path:name".
 ALLOWED: set[str] = set()
@@ -393,7 +393,7 @@ def sql_splices(source: str, filename: str) -> list[str]:
                     for name in _idents(piece):
                         if name.isupper() or f"{filename}:{name}" in ALLOWED:
                             continue
-                        if SUSPECT.search(name):
+                        if DATA_NAME.search(name):
                             found.append(f"{filename}:{call.lineno}: {name}")
                     todo += [n for n in ast.walk(piece) if isinstance(n, ast.Name)]
                 # SQL text assembled from pieces: follow the names it is built from

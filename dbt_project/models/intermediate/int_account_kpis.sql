@@ -1,4 +1,4 @@
--- The five KPIs of SPEC §5 for each (month, registered account with a reference snapshot).
+-- The five KPIs (docs/methodologie.md) for each (month, registered account with a reference snapshot).
 with reference as (
     select * from {{ ref('int_reference_snapshots') }}
 ),

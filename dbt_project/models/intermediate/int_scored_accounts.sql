@@ -1,4 +1,4 @@
--- Percentile of each KPI within (month, category), the weighted score and the rank (SPEC §5).
+-- Percentile of each KPI within (month, category), the weighted score and the rank (docs/methodologie.md).
 with kpis as (
     select * from {{ ref('int_account_kpis') }}
     where is_ranked

@@ -1,4 +1,4 @@
--- Every territory with its category (SPEC §2) and population.
+-- Every territory with its category and population.
 with communes as (
     select * from {{ ref('stg_reference__communes') }}
 ),

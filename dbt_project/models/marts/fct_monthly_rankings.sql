@@ -3,7 +3,7 @@
     incremental_strategy='append',
     pre_hook="{{ delete_month_range() }}",
 ) }}
--- Every ranked account per (month, category), with its rank movement (SPEC §5).
+-- Every ranked account per (month, category), with its rank movement (docs/methodologie.md).
 with scored as (
     select * from {{ ref('int_scored_accounts') }}
 ),
