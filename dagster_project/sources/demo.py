@@ -41,6 +41,7 @@ from ..settings import SEEDS_DIR
 DEMO_SEED = 20171001
 CHUNK_ACCOUNT_MONTHS = 15_000   # ~6 months of the default demo, 1 month at --scale
 DEMO_FILE = "demo.ndjson.gz"
+DEMO_GZIP_LEVEL = 3   # 2.3x faster than gzip's default 6 for files 17 % larger (measured)
 LEGACY_DEMO_FILE = "demo.ndjson"     # written uncompressed before the archive had manifests
 LOCKDOWN = dt.date(2020, 3, 1)
 # Accounts that went dark in reality: handle → first month answered `not_found`.
@@ -355,13 +356,13 @@ def _write_months(snaps: pa.Table, media: pa.Table, landing_dir: Path) -> list[P
             con.execute(_JSON_SQL.replace("{out}", tmp.replace("'", "''")))
         for part in sorted(Path(tmp).iterdir()):
             key = part.name.split("=", 1)[1]
-            # gzip here rather than in DuckDB's COPY: as small, twice as fast (zlib releases
-            # the GIL, so the two writer threads compress in parallel); mtime=0 keeps the
-            # bytes identical for a seed.
+            # gzip here rather than in DuckDB's COPY (twice as fast: zlib releases the GIL,
+            # so the two writer threads compress in parallel); mtime=0 keeps the bytes
+            # identical for a seed.
             written = part / "demo.ndjson.gz"
             with open(written, "wb") as raw, \
                     gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                  compresslevel=6) as fout:
+                                  compresslevel=DEMO_GZIP_LEVEL) as fout:
                 for c in sorted(part.glob("*.json")):
                     with open(c, "rb") as fin:
                         shutil.copyfileobj(fin, fout, 1 << 20)
