@@ -465,5 +465,107 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+@app.command()
+def status(
+    accounts: Annotated[Path | None, typer.Option(help="Accounts registry CSV (env OBSERVATOIRE_ACCOUNTS).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR, default ./data).")] = None,
+    month: Annotated[str | None, typer.Option(help="Month YYYY-MM (default: the current month).")] = None,
+) -> None:
+    """Where the month's Graph API collection stands: accounts collected / total by status,
+    requests used, last run, and the plan for the rest of the collection window."""
+    from .collection import month_status
+    from .collection_plan import load_plan_settings
+    from .reference import territory_ids
+    from .registry import read_registry
+    from .settings import load_settings
+
+    try:
+        mo = m.parse_month(month) if month else m.current_month()
+        plan_settings = load_plan_settings()
+    except ValueError as exc:
+        _fail(str(exc))
+    if data_dir is not None:
+        os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
+    settings = load_settings()
+    registry = accounts or settings.accounts_file
+    try:
+        accs, rejected = read_registry(registry, territory_ids())
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    today = m.today_utc()
+    st = month_status(accs, settings, mo, today=today, plan_settings=plan_settings)
+    print_status(st, registry, len(rejected), today)
+
+
+def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
+    from rich.table import Table
+
+    from .collection_plan import window_start
+
+    out = Console()
+    b, total = st.by_status, st.total
+    pct = f"{100 * st.collected / total:.0f} %" if total else "—"
+    table = Table(title=f"Graph API collection {m.month_key(st.month)}", show_header=False,
+                  title_justify="left", box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("registry", f"{registry} ({total:,} accounts"
+                  + (f", {rejected} rejected row(s)" if rejected else "") + ")")
+    table.add_row("collected", f"[bold]{st.collected:,} / {total:,}[/] ({pct})")
+    table.add_row("  by status", f"ok {b['ok']:,} · not_found {b['not_found']:,} · "
+                  f"not_business {b['not_business']:,}")
+    table.add_row("  still to do", f"{st.remaining:,}: error {b['error']:,} (retried next run) · "
+                  f"not collected yet {b['not_collected']:,}")
+    table.add_row("requests used", f"{st.requests:,} in {len(st.runs)} run(s)")
+    last = st.last_run
+    if last is None:
+        table.add_row("last run", "none this month")
+    else:
+        why = {None: "", "usage": " — usage headers reached the stop mark",
+               "call_budget": " — the run's call budget was spent",
+               "time_budget": " — the run's time budget was spent",
+               "quota": " — the day's quota was reached"}.get(last.stopped_reason,
+                                                               f" — {last.stopped_reason}")
+        detail = f"{last.collected:,} collected, {last.requests:,} requests" if last.ended_at else ""
+        table.add_row("last run", f"{last.started_at} → {last.ended_at or '…'}  "
+                      f"[bold]{last.outcome}[/]{why}" + (f"  ({detail})" if detail else "")
+                      + (f"  {last.message}" if last.message else ""))
+    p = st.plan
+    start = window_start(st.month, st.window_days)
+    if st.month < m.current_month(today):
+        window = f"over (the last {st.window_days} days, from {start})"
+    elif p.days_left == 0:
+        window = f"starts {start} (the last {st.window_days} days of the month)"
+    else:
+        window = f"day {st.window_days - p.days_left + 1} of {st.window_days} ({p.days_left} left, today included)"
+    table.add_row("window", window)
+    if p.calls_per_hour > 0:
+        table.add_row("plan", f"{p.accounts_per_day:,} accounts/day ({p.calls_per_run:,} calls "
+                      f"at {p.pace_calls_per_hour:.0f}/h of a {p.calls_per_hour:.0f}/h budget, "
+                      f"{p.run_hours:.0f} h, {p.calls_per_account:.2f} calls/account)")
+    else:
+        table.add_row("plan", "no pacing (OBSERVATOIRE_GRAPH_CALLS_PER_HOUR=0)")
+    if st.remaining == 0:
+        verdict = "[green]every account is collected[/]"
+    elif st.month < m.current_month(today):
+        verdict = f"[red]{st.remaining:,} accounts were not collected[/]"
+    elif p.feasible:
+        verdict = f"[green]on track[/]: {p.days_needed} more run(s) needed"
+    else:
+        verdict = (f"[red]short[/]: the window can still collect {p.window_capacity:,} of "
+                   f"{st.remaining:,} accounts (widen OBSERVATOIRE_COLLECTION_WINDOW_DAYS)")
+    table.add_row("outlook", verdict)
+    out.print(table)
+
+
+def _add_archive_commands() -> None:
+    from .archive_cli import register
+
+    register(app)   # verify, backup
+
+
+_add_archive_commands()
+
+
 if __name__ == "__main__":
     app()

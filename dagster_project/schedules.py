@@ -1,7 +1,6 @@
 """Schedules and the landing sensor (all off by default: turn them on in the UI)."""
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from dagster import (
@@ -19,6 +18,12 @@ from dagster import (
 )
 
 from . import months as m
+from .collection_plan import (
+    DEFAULT_WINDOW_DAYS,
+    first_cron_day,
+    load_plan_settings,
+    window_days_left,
+)
 from .settings import load_settings
 
 PARIS = "Europe/Paris"
@@ -44,21 +49,35 @@ def _resource_config(source: str) -> dict:
         "data_dir": str(load_settings().data_dir), "source": source}}}}
 
 
-def is_last_day(day: dt.date) -> bool:
-    return (day + dt.timedelta(days=1)).month != day.month
+COLLECTION_HOUR = 2  # 02:00 Paris = 00:00/01:00 UTC: a run of ≤ 20 h ends before the next
 
 
-@schedule(job=collect_job, cron_schedule="0 21 28-31 * *", execution_timezone=PARIS,
-          default_status=DefaultScheduleStatus.STOPPED,
-          description="On the last day of each month at 21:00 (Paris), snapshot the current "
-          "month from the Graph API. A failed day leaves the month's earlier snapshots in place.")
+def _window_days() -> int:
+    try:
+        return load_plan_settings().window_days
+    except ValueError:
+        return DEFAULT_WINDOW_DAYS  # the run itself then fails with the message
+
+
+@schedule(job=collect_job,
+          cron_schedule=f"0 {COLLECTION_HOUR} {first_cron_day(_window_days())}-31 * *",
+          execution_timezone=PARIS, default_status=DefaultScheduleStatus.STOPPED,
+          description="Every day of the collection window (the last OBSERVATOIRE_COLLECTION_"
+          "WINDOW_DAYS days of the month, default 7) at 02:00 (Paris), collect the current month "
+          "from the Graph API: each run resumes where the last stopped (accounts already "
+          "collected this month are skipped), keeps below Meta's hourly budget and stops "
+          "before it is exhausted. `observatoire status` shows where the month stands.")
 def graph_api_collection(context: ScheduleEvaluationContext):
+    window = _window_days()
     day = context.scheduled_execution_time.date()
-    if not is_last_day(day):
-        return SkipReason(f"{day} is not the last day of the month")
+    left = window_days_left(day, window)
+    if left == 0:
+        return SkipReason(f"{day} is before the collection window (the last {window} days of "
+                          "the month)")
     month = day.replace(day=1)
-    return RunRequest(run_key=f"collect-{month.isoformat()}", partition_key=month.isoformat(),
-                      run_config=_resource_config("graph_api"))
+    return RunRequest(run_key=f"collect-{day.isoformat()}", partition_key=month.isoformat(),
+                      run_config=_resource_config("graph_api"),
+                      tags={"observatoire/collection_day": f"{window - left + 1}/{window}"})
 
 
 @schedule(job=build_job, cron_schedule="0 6 1 * *", execution_timezone=PARIS,

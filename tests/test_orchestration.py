@@ -16,7 +16,6 @@ from dagster_project.definitions import defs
 from dagster_project.instance import ensure_instance
 from dagster_project.schedules import (
     graph_api_collection,
-    is_last_day,
     landing_files_sensor,
     landing_state,
     monthly_publication,
@@ -45,14 +44,28 @@ def test_lineage_is_one_graph_with_marts_after_raw():
     assert "ranked_accounts_have_reference_snapshot" in checks
 
 
-def test_collection_schedule_runs_on_the_last_day_only():
-    assert is_last_day(dt.date(2024, 2, 29)) and not is_last_day(dt.date(2024, 2, 28))
-    ctx = build_schedule_context(scheduled_execution_time=dt.datetime(2021, 7, 30, 21, 0))
-    assert isinstance(graph_api_collection(ctx), SkipReason)
-    ctx = build_schedule_context(scheduled_execution_time=dt.datetime(2021, 7, 31, 21, 0))
-    request = graph_api_collection(ctx)
-    assert isinstance(request, RunRequest) and request.partition_key == "2021-07-01"
-    assert request.run_config["resources"]["observatoire"]["config"]["source"] == "graph_api"
+def test_collection_schedule_runs_every_day_of_the_window(monkeypatch):
+    monkeypatch.delenv("OBSERVATOIRE_COLLECTION_WINDOW_DAYS", raising=False)
+    assert graph_api_collection.cron_schedule == "0 2 22-31 * *"  # February's last 7 days
+    assert graph_api_collection.execution_timezone == "Europe/Paris"
+
+    def evaluate(day: dt.date):
+        return graph_api_collection(build_schedule_context(
+            scheduled_execution_time=dt.datetime.combine(day, dt.time(2, 0))))
+
+    july = [evaluate(dt.date(2021, 7, d)) for d in range(22, 32)]
+    assert [isinstance(r, SkipReason) for r in july] == [True] * 3 + [False] * 7
+    runs = july[3:]
+    assert all(isinstance(r, RunRequest) for r in runs)
+    assert len({r.run_key for r in runs}) == 7  # one run a day, none deduplicated away
+    assert {r.partition_key for r in runs} == {"2021-07-01"}
+    assert [r.tags["observatoire/collection_day"] for r in runs] == [f"{i}/7" for i in range(1, 8)]
+    assert runs[0].run_config["resources"]["observatoire"]["config"]["source"] == "graph_api"
+    assert isinstance(evaluate(dt.date(2024, 2, 22)), SkipReason)
+    assert not isinstance(evaluate(dt.date(2024, 2, 23)), SkipReason)  # leap February
+    monkeypatch.setenv("OBSERVATOIRE_COLLECTION_WINDOW_DAYS", "2")
+    assert isinstance(evaluate(dt.date(2021, 7, 29)), SkipReason)
+    assert evaluate(dt.date(2021, 7, 30)).tags["observatoire/collection_day"] == "1/2"
 
 
 def test_publication_schedule_builds_the_month_just_finished():

@@ -42,6 +42,7 @@ def instagram_snapshots(context: AssetExecutionContext,
         context.log.info(f"demo: {result.snapshots} snapshots, {result.media} posts "
                          f"for {result.accounts} accounts over {len(months)} months")
     elif source == "graph_api":
+        from ..collection import CollectionBusy, collect_today
         from ..sources import graph_api
 
         current = m.current_month()
@@ -58,10 +59,18 @@ def instagram_snapshots(context: AssetExecutionContext,
                 context.log.info(f"graph_api: {p}")
 
         try:
-            result = graph_api.collect_month(accounts, current, settings, progress=progress)
+            day = collect_today(accounts, settings, progress=progress)
         except graph_api.TokenError as exc:
             raise Failure(str(exc)) from None
-        meta |= result.as_metadata()
+        except (ValueError, CollectionBusy) as exc:  # a malformed setting, a run already on
+            raise Failure(str(exc)) from None
+        result, status = day.result, day.status
+        meta |= day.as_metadata()
+        context.log.info(
+            f"graph_api: {status.collected}/{status.total} accounts collected this month, "
+            f"{status.remaining} left, {day.plan.days_left} window day(s) left; this run: "
+            f"{result.collected} collected, {result.requests} requests, "
+            f"{result.stopped_reason or 'every account done'}")
         if result.error or result.throttled:
             context.log.warning(f"graph_api: {result.error} accounts failed, "
                                 f"{result.throttled} throttling waits")

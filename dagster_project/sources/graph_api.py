@@ -37,6 +37,18 @@ starts are spaced proportionally across all workers; at ≥ 100 % (or when
 `estimated_time_to_regain_access` > 0) every worker pauses for that many minutes, or for a
 doubling backoff when no estimate is given.
 
+The daily collection window (`collection_plan`, `collection`) uses four more knobs, all off
+by default: `calls_per_hour` paces request starts (one every 3600/rate seconds across all
+workers); `stop_usage_pct` turns "pause" into "stop": once the usage headers reach it (or say 100 %
+or a time to regain access), no request is sent any more — accounts finished are written,
+accounts in flight are dropped (never written, so never written twice) and the next run
+fetches them (a rate-limit answer without such headers is still paused for and retried); `max_calls`, `max_run_s` and `max_accounts` are the run's budgets: once
+one is reached no new account starts and the accounts in flight finish.
+`CollectionResult.stopped_reason` says which limit ended the run (None: every account done).
+
+Resumption: an account with a snapshot of status ok, not_found or not_business fetched this
+month is collected; it is skipped by later runs of the month. `error` accounts are retried.
+
 Secrets: the token travels only in the `Authorization: Bearer` header; every message that
 comes from the server or from `requests` is redacted before it reaches a landing line, a log
 record or an exception.
@@ -68,7 +80,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from ..landing import iter_month_files, month_dir, write_ndjson_atomic
+from ..landing import iter_month_files, month_dir, write_landing_file
 from ..months import current_month, month_key
 from ..registry import Account, is_valid_handle
 from ..settings import Settings
@@ -130,6 +142,12 @@ class CollectorOptions:
     # tests: every wait is multiplied by backoff_scale; `sleep` receives the scaled seconds
     backoff_scale: float = 1.0
     sleep: Callable[[float], None] | None = None
+    # daily collection (module docstring); the defaults change nothing
+    calls_per_hour: float = 0.0          # pace request starts (0: no pacing)
+    stop_usage_pct: float | None = None  # usage ≥ this or a rate-limit answer: stop, not pause
+    max_calls: int | None = None         # the run's call budget
+    max_run_s: float | None = None       # the run's time budget (seconds, not scaled)
+    max_accounts: int | None = None      # the run's quota of accounts
 
 
 @dataclass
@@ -151,6 +169,11 @@ class CollectionResult:
     usage_slowdowns: int = 0
     transient_retries: int = 0
     usage_max_pct: float = 0.0
+    # why the run ended before every account was done: usage | call_budget | time_budget |
+    # quota; None when every account of the run was collected
+    stopped_reason: str | None = None
+    dropped: int = 0      # accounts in flight at a stop: not written, fetched next run
+    remaining: int = 0    # accounts left for the next run (dropped included)
 
     @property
     def collected(self) -> int:
@@ -166,7 +189,7 @@ class CollectionResult:
             "not_found": self.not_found,
             "not_business": self.not_business,
             "error": self.error,
-            "skipped_already_ok": self.skipped,
+            "skipped_already_collected": self.skipped,
             "invalid_handles": len(self.invalid_handles),
             "invalid_handle_list": invalid[:2000],
             "requests": self.requests,
@@ -180,6 +203,9 @@ class CollectionResult:
             "file_names": names[:2000],
             "elapsed_s": round(float(self.elapsed_s), 3),
             "accounts_per_s": round(self.collected / self.elapsed_s, 2) if self.elapsed_s > 0 else 0.0,
+            "stopped_reason": self.stopped_reason or "done",
+            "dropped_in_flight": self.dropped,
+            "remaining_for_next_run": self.remaining,
         }
 
 
@@ -298,12 +324,32 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+COLLECTED_STATUSES = frozenset({"ok", "not_found", "not_business"})
+
+
 def read_ok_handles(folder: Path, month: dt.date) -> set[str]:
-    """Handles with an `ok` snapshot fetched in `month` in the month's landing files.
+    """Handles with an `ok` snapshot fetched in `month` in the month's landing files."""
+    return {h for h, (status, _at) in read_month_statuses(folder, month).items()
+            if status == "ok"}
+
+
+def read_collected_handles(folder: Path, month: dt.date) -> set[str]:
+    """Handles collected in `month`: a snapshot of status ok, not_found or not_business."""
+    return {h for h, (status, _at) in read_month_statuses(folder, month).items()
+            if status in COLLECTED_STATUSES}
+
+
+def read_month_statuses(folder: Path, month: dt.date) -> dict[str, tuple[str, dt.datetime]]:
+    """handle → (status, fetched_at) of its month: the latest ok / not_found / not_business
+    snapshot fetched in `month` if any, else its latest snapshot (an `error`).
 
     Malformed lines, unreadable/truncated files and `demo` lines are ignored silently.
     """
-    done: set[str] = set()
+    out: dict[str, tuple[str, dt.datetime]] = {}
+
+    def rank(status: str, when: dt.datetime) -> tuple[bool, dt.datetime]:
+        return status in COLLECTED_STATUSES, when
+
     for path in iter_month_files(folder):
         opener = gzip.open if path.name.endswith(".gz") else open
         try:
@@ -313,8 +359,9 @@ def read_ok_handles(folder: Path, month: dt.date) -> set[str]:
                         obj = json.loads(raw)
                     except ValueError:
                         continue
-                    if not isinstance(obj, dict) or obj.get("status") != "ok":
+                    if not isinstance(obj, dict) or not isinstance(obj.get("status"), str):
                         continue
+                    status = obj["status"]
                     handle, fetched = obj.get("handle"), obj.get("fetched_at")
                     if not isinstance(handle, str) or obj.get("source") == "demo":
                         continue
@@ -324,12 +371,16 @@ def read_ok_handles(folder: Path, month: dt.date) -> set[str]:
                         when = _utc(dt.datetime.fromisoformat(fetched))
                     except ValueError:
                         continue
-                    if when.year == month.year and when.month == month.month:
-                        done.add(handle.strip().lstrip("@").lower())
+                    if when.year != month.year or when.month != month.month:
+                        continue
+                    key = handle.strip().lstrip("@").lower()
+                    seen = out.get(key)
+                    if seen is None or rank(status, when) >= rank(*seen):
+                        out[key] = (status, when)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             log.debug("landing file %s partly unreadable (%s): lines read so far kept",
                       path.name, type(exc).__name__)
-    return done
+    return out
 
 
 # --------------------------------------------------------------------------- internals
@@ -380,6 +431,8 @@ class _Governor:
         self.max_usage = 0.0
         self.usage_pauses = 0
         self.slowdowns = 0
+        self.paced = 0
+        self._pace_s = 3600.0 / opts.calls_per_hour if opts.calls_per_hour > 0 else 0.0
 
     def _interval(self) -> float:
         lo = self._opts.usage_slowdown_pct
@@ -392,14 +445,18 @@ class _Governor:
         with self._lock:
             now = time.monotonic()
             start = max(now, self._pause_until)
-            interval = self._interval() * scale
+            usage_interval = self._interval()
+            interval = max(usage_interval, self._pace_s) * scale
             paced = False
             if interval > 0:
                 if self._next_slot > start:
                     start, paced = self._next_slot, True
                 self._next_slot = start + interval
             if paced:
-                self.slowdowns += 1
+                if usage_interval > self._pace_s:
+                    self.slowdowns += 1
+                else:
+                    self.paced += 1
         delay = start - now
         if delay > 0:
             self._sleep(delay)
@@ -409,19 +466,23 @@ class _Governor:
             until = time.monotonic() + planned_s * self._opts.backoff_scale
             self._pause_until = max(self._pause_until, until)
 
-    def observe(self, headers: Any) -> None:
+    def observe(self, headers: Any) -> bool:
+        """Read the usage headers; True when the run must stop (`stop_usage_pct` reached)."""
         pct, regain_min = parse_usage(headers)
         if pct is None and regain_min <= 0:
-            return
+            return False
         opts = self._opts
         with self._lock:
             if pct is not None:
                 self._usage = pct
                 self.max_usage = max(self.max_usage, pct)
             saturated = (pct is not None and pct >= 100) or regain_min > 0
+            if opts.stop_usage_pct is not None and (
+                    saturated or (pct is not None and pct >= opts.stop_usage_pct)):
+                return True  # the caller stops the run: no pause
             if not saturated:
                 self._saturated = 0
-                return
+                return False
             if regain_min > 0:
                 planned = min(regain_min * 60.0, opts.usage_pause_max_s)
             else:
@@ -429,13 +490,14 @@ class _Governor:
                               opts.usage_pause_max_s)
             now = time.monotonic()
             if self._usage_pause_until > now:  # already in a usage pause: answers to
-                return                          # requests sent before it don't stack
+                return False                    # requests sent before it don't stack
             self._saturated += 1
             self._usage_pause_until = now + planned * opts.backoff_scale
             self._pause_until = max(self._pause_until, self._usage_pause_until)
             self.usage_pauses += 1
         log.warning("Graph API usage at %.0f%%: pausing all requests for %.0f s",
                     pct if pct is not None else 100.0, planned)
+        return False
 
 
 class _Collector:
@@ -454,6 +516,7 @@ class _Collector:
         self.requests = 0
         self.throttle_errors = 0
         self.transient_retries = 0
+        self.stop_reason: str | None = None
         self.governor = _Governor(opts, self._sleep)
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, max_in_flight),
@@ -471,6 +534,16 @@ class _Collector:
 
     def close(self) -> None:
         self._session.close()
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the run: no request is sent any more (the first reason is kept)."""
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+        if not self._stop.is_set():
+            log.warning("Graph API collection stopping (%s): accounts in flight are dropped "
+                        "and fetched next run", reason)
+        self._stop.set()
 
     # -- secrets
     def redact(self, text: Any) -> str:
@@ -582,6 +655,10 @@ class _Collector:
                     f"gave up after {opts.max_attempts} attempts: {exc.message}") from None
             if not isinstance(outcome, _Throttled):
                 return outcome
+            if self._stop.is_set():  # the usage headers stopped the run: no retry
+                with self._lock:
+                    self.throttle_errors += 1
+                raise _Cancelled()
             # rate limited: shared pause, unlimited retries within the per-account budget
             if outcome.retry_after is not None:
                 planned = outcome.retry_after
@@ -640,7 +717,8 @@ class _Collector:
         except requests.RequestException as exc:
             raise _Transient(None, None,
                              f"{type(exc).__name__}: {self.redact(exc)}") from None
-        self.governor.observe(resp.headers)
+        if self.governor.observe(resp.headers):
+            self.request_stop("usage")
         status = resp.status_code
         try:
             body = json.loads(resp.content) if resp.content else None
@@ -680,7 +758,8 @@ class _Collector:
 
 
 class _BatchWriter:
-    """Atomic landing files `graph_api-<run stamp>-<seq>.ndjson`, never overwriting."""
+    """Atomic landing files `graph_api-<run stamp>-<seq>.ndjson.gz`, never overwriting
+    (written and listed in the month's manifest by `landing.write_landing_file`)."""
 
     def __init__(self, landing_dir: Path, stamp: str, redact: Callable[[str], str],
                  secret: str):
@@ -703,16 +782,63 @@ class _BatchWriter:
             folder = self._landing_dir / key
             while True:
                 self._seq += 1
-                path = folder / f"{SOURCE}-{self._stamp}-{self._seq:04d}.ndjson"
+                path = folder / f"{SOURCE}-{self._stamp}-{self._seq:04d}.ndjson.gz"
                 if path.exists():
                     continue
                 try:
-                    write_ndjson_atomic(path, lines, exclusive=True)
+                    write_landing_file(path, lines, source=SOURCE)
                 except FileExistsError:
                     continue
                 break
             self.files.append(path)
             log.info("landing file %s (%d accounts)", path.name, len(lines))
+
+
+class _RunBudget:
+    """The run's own limits (max_accounts, max_calls, max_run_s), checked before each account
+    starts: once one is reached no account starts any more; accounts in flight finish."""
+
+    def __init__(self, opts: CollectorOptions, collector: _Collector, t0: float):
+        self._opts = opts
+        self._collector = collector
+        self._t0 = t0
+        self._lock = threading.Lock()
+        self._started = 0
+        self._in_flight = 0
+        self.dropped = 0
+        self.reason: str | None = None
+
+    def _limit(self) -> str | None:
+        opts = self._opts
+        if opts.max_accounts is not None and self._started >= opts.max_accounts:
+            return "quota"
+        # one call reserved per account in flight: the budget is not overrun by their first page
+        if opts.max_calls is not None and (
+                self._collector.requests + self._in_flight >= opts.max_calls):
+            return "call_budget"
+        if opts.max_run_s is not None and time.monotonic() - self._t0 >= opts.max_run_s:
+            return "time_budget"
+        return None
+
+    def run(self, handle: str) -> dict | None:
+        with self._lock:
+            if self._collector.stop_reason is not None:
+                return None  # the run is stopping: this account never started
+            if self.reason is None:
+                self.reason = self._limit()
+            if self.reason is not None:
+                return None
+            self._started += 1
+            self._in_flight += 1
+        try:
+            rec = self._collector.collect_account(handle)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        if rec is None:
+            with self._lock:
+                self.dropped += 1
+        return rec
 
 
 # --------------------------------------------------------------------------- public API
@@ -761,10 +887,10 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
     if invalid:
         log.warning("%d invalid handle(s) not sent to the Graph API: %s", len(invalid),
                     ", ".join(repr(h) for h in invalid[:20]))
-    already = read_ok_handles(month_dir(settings.landing_dir, month), month)
+    already = read_collected_handles(month_dir(settings.landing_dir, month), month)
     todo = [h for h in handles if h not in already]
     skipped = len(handles) - len(todo)
-    log.info("Graph API collection %s: %d accounts to fetch, %d already ok, %d invalid",
+    log.info("Graph API collection %s: %d accounts to fetch, %d already collected, %d invalid",
              month_key(month), len(todo), skipped, len(invalid))
 
     stop = threading.Event()
@@ -774,6 +900,7 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
     counts = {"ok": 0, "not_found": 0, "not_business": 0, "error": 0}
     buffer: list[dict] = []
     done = 0
+    budget = _RunBudget(opts, collector, t0)
 
     def report() -> None:
         if progress is not None:
@@ -788,7 +915,7 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
         queue = iter(todo)
         # keep a bounded queue in front of the workers (cheap cancellation, bounded memory)
         for h in queue:
-            pending.add(executor.submit(collector.collect_account, h))
+            pending.add(executor.submit(budget.run, h))
             if len(pending) >= max_in_flight * 2:
                 break
         report()
@@ -805,8 +932,10 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
                     writer.write(buffer)
                     buffer = []
                 report()
+            if stop.is_set() or budget.reason is not None:
+                continue  # no new account: drain the ones in flight
             for h in queue:
-                pending.add(executor.submit(collector.collect_account, h))
+                pending.add(executor.submit(budget.run, h))
                 if len(pending) >= max_in_flight * 2:
                     break
         if buffer:
@@ -833,7 +962,13 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
         elapsed_s=time.monotonic() - t0,
         throttle_errors=collector.throttle_errors, usage_pauses=gov.usage_pauses,
         usage_slowdowns=gov.slowdowns, transient_retries=collector.transient_retries,
-        usage_max_pct=gov.max_usage)
+        usage_max_pct=gov.max_usage,
+        stopped_reason=collector.stop_reason or budget.reason, dropped=budget.dropped,
+        remaining=len(todo) - done)
+    if result.stopped_reason:
+        log.warning("Graph API collection %s stopped (%s): %d accounts left for the next run "
+                    "(%d dropped in flight)", month_key(month), result.stopped_reason,
+                    result.remaining, result.dropped)
     log.info("Graph API collection %s done: %d ok, %d not_found, %d not_business, %d error, "
              "%d skipped, %d requests, %d throttle waits, %.1f s", month_key(month), result.ok,
              result.not_found, result.not_business, result.error, result.skipped,

@@ -25,6 +25,11 @@ Server-wide: latency (s), usage_schedule (list of percentages served in turn in
 X-Business-Use-Case-Usage, last one repeated), regain_minutes, app_usage (X-App-Usage %),
 expire_token_after (requests; afterwards every request gets code 190),
 page_overlap (next page starts one item early, to test de-duplication).
+Daily budget (the collection window's simulated days): with `daily_budget = N`, every
+request of the simulated day counts; X-Business-Use-Case-Usage and X-App-Usage report
+100 × calls / N, and a request beyond N is answered code 4 "Application request limit
+reached" with estimated_time_to_regain_access. `new_day()` resets the count (the next day);
+`calls_by_day` keeps each day's count.
 """
 from __future__ import annotations
 
@@ -96,6 +101,9 @@ class FakeGraphAPI:
         self.regain_minutes = 0
         self.app_usage: float | None = None
         self.expire_token_after: int | None = None
+        self.daily_budget: int | None = None
+        self.calls_today = 0
+        self.calls_by_day: list[int] = [0]
         # observations
         self.lock = threading.Lock()
         self.requests_by_handle: dict[str, int] = {}
@@ -123,6 +131,12 @@ class FakeGraphAPI:
 
     def clear_scenario(self, handle: str) -> None:
         self.scenarios.pop(handle, None)
+
+    def new_day(self) -> None:
+        """The next simulated day: the daily budget is whole again."""
+        with self.lock:
+            self.calls_today = 0
+            self.calls_by_day.append(0)
 
     def count(self, handle: str) -> int:
         with self.lock:
@@ -183,6 +197,12 @@ class FakeGraphAPI:
             usage = None
             if self.usage_schedule:
                 usage = self.usage_schedule[min(n_total - 1, len(self.usage_schedule) - 1)]
+            over_budget = False
+            if self.daily_budget is not None:
+                self.calls_today += 1
+                self.calls_by_day[-1] += 1
+                usage = round(100.0 * self.calls_today / self.daily_budget, 1)
+                over_budget = self.calls_today > self.daily_budget
         sc = dict(self.scenarios.get(handle or "", {}))
         if self.latency:
             time.sleep(self.latency)
@@ -197,6 +217,9 @@ class FakeGraphAPI:
                 "estimated_time_to_regain_access": self.regain_minutes if usage >= 100 else 0}]})
         if self.app_usage is not None:
             headers["X-App-Usage"] = json.dumps({"call_count": self.app_usage,
+                                                 "total_cputime": 1, "total_time": 1})
+        elif self.daily_budget is not None:
+            headers["X-App-Usage"] = json.dumps({"call_count": min(usage, 100),
                                                  "total_cputime": 1, "total_time": 1})
 
         def error(status: int, code: int, message: str, subcode: int | None = None,
@@ -219,6 +242,8 @@ class FakeGraphAPI:
                          subcode=463 if expired else None)
         if parsed.path.rstrip("/").split("/")[-1] != self.user_id or m is None:
             return error(400, 100, "Unsupported get request (test server: bad path or fields)")
+        if over_budget:
+            return error(403, 4, "(#4) Application request limit reached", is_transient=True)
 
         if sc.get("reset"):
             return handler.reset()
