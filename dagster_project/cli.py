@@ -36,6 +36,7 @@ STEPS = {  # Dagster step key → what the user sees
     "observatoire_dbt": "dbt build (models + tests)",
     "published__warehouse": "publish analysts' copy",
     "exports__monthly_exports": "export CSV / report",
+    "site__public_site": "build the web site",
 }
 
 
@@ -323,6 +324,47 @@ def export(
 
 
 @app.command()
+def site(
+    month: Annotated[str | None, typer.Option(help="Rebuild only what month YYYY-MM changes.")] = None,
+    serve: Annotated[bool, typer.Option(help="Then serve the site on 127.0.0.1 (Ctrl-C stops).")] = False,
+    port: Annotated[int, typer.Option(help="Port of --serve.")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
+) -> None:
+    """Build the static web site <data_dir>/site/ from the published warehouse."""
+    from .settings import load_settings
+    from .site import build_site
+
+    try:
+        months = [m.parse_month(month)] if month else None
+    except ValueError as exc:
+        _fail(str(exc))
+    configure(data_dir)
+    s = load_settings()
+    source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
+    if not source.exists():
+        _fail(f"no warehouse in {s.data_dir}: run `observatoire run` first")
+    try:
+        stats = build_site(source, s.exports_dir, s.site_dir, months)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"  {s.site_dir}: {stats.pages:,} pages, {stats.files:,} files, "
+                  f"{stats.bytes / 1e6:.1f} MB, {stats.months} month(s) rendered in {stats.seconds} s")
+    if serve:
+        serve_site(s.site_dir, port)
+
+
+def serve_site(folder: Path, port: int) -> None:
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+        console.print(f"  serving {folder} on http://127.0.0.1:{port}/ (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            httpd.serve_forever()
+
+
+@app.command()
 def chart(
     territory: Annotated[str, typer.Option(help="territory_id, e.g. departement:32")],
     out: Annotated[Path | None, typer.Option(help="PNG path (default exports/territoires/<id>.png).")] = None,
@@ -514,6 +556,15 @@ def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
                    f"{st.remaining:,} accounts (widen OBSERVATOIRE_COLLECTION_WINDOW_DAYS)")
     table.add_row("outlook", verdict)
     out.print(table)
+
+
+def _add_archive_commands() -> None:
+    from .archive_cli import register
+
+    register(app)   # verify, backup
+
+
+_add_archive_commands()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dagster_dbt import DbtCliResource
 from .assets.collect import instagram_snapshots
 from .assets.load import raw_instagram
 from .assets.publish import monthly_exports, published_warehouse
+from .assets.site import public_site
 from .assets.transform import observatoire_dbt
 from .project import dbt_project
 from .resources import default_resource
@@ -21,7 +22,7 @@ from .schedules import jobs, schedules, sensors
 
 defs = Definitions(
     assets=[instagram_snapshots, raw_instagram, observatoire_dbt, published_warehouse,
-            monthly_exports],
+            monthly_exports, public_site],
     jobs=jobs,
     schedules=schedules,
     sensors=sensors,

@@ -11,6 +11,8 @@ import codecs
 import datetime as dt
 import gzip
 import json
+import logging
+import os
 import shutil
 import tempfile
 import zlib
@@ -20,10 +22,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from . import landing
 from . import months as m
 from .registry import RejectedRow, read_registry
 from .warehouse import connect
 
+log = logging.getLogger(__name__)
 LOAD_WORKERS = 2
 MAX_COUNT = 1_000_000_000  # followers / likes above this are not a collectivité's account
 FUTURE_TOLERANCE = "interval 10 minutes"
@@ -173,8 +177,23 @@ def month_files(landing_dir: Path, month: dt.date) -> list[Path]:
     folder = Path(landing_dir) / m.month_key(month)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and (p.name.endswith(".ndjson") or p.name.endswith(".ndjson.gz")))
+    return sorted(p for p in folder.iterdir() if p.is_file() and landing.is_landing_name(p.name))
+
+
+def _list_new_files(landing_dir: Path, month: dt.date) -> None:
+    """Files placed by hand get their manifest line when first met (the sources list
+    theirs when they write them). A read-only archive is loaded all the same."""
+    folder = Path(landing_dir) / m.month_key(month)
+    files = month_files(landing_dir, month)
+    if not files:
+        return
+    listed = landing.read_manifest(folder)
+    new = [landing.describe(p, recorded_by="loader") for p in files if p.name not in listed]
+    try:
+        landing.record(folder, new)
+    except OSError as exc:
+        log.warning("could not list %d new landing file(s) of %s in %s: %s",
+                    len(new), folder, landing.MANIFEST, exc)
 
 
 def _gunzip(src: Path, dest_dir: Path) -> tuple[Path | None, str | None]:
@@ -230,7 +249,8 @@ def _chunks(files, file_errors, budget: int = 64 << 20):
     for month in sorted(set(by_month) | set(errors_by_month)):
         chunk += by_month.get(month, [])
         errs += errors_by_month.get(month, [])
-        size += sum(f[3] for f in by_month.get(month, []))
+        # the size read (a .gz file is read decompressed), not the size stored
+        size += sum(os.path.getsize(f[0]) for f in by_month.get(month, []))
         if size >= budget:
             yield chunk, errs
             chunk, errs, size = [], [], 0
@@ -253,18 +273,31 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
         files: list[tuple[str, dt.date, str, int]] = []   # (path to read, month, rel name, bytes)
         file_errors: list[tuple[dt.date, str, str]] = []
         line_errors: list[tuple[dt.date, str, int, str]] = []
+        todo = []
         for month in months:
-            for path in month_files(landing_dir, month):
-                rel = str(path.relative_to(landing_dir))
-                readable = path
-                if path.name.endswith(".gz"):
-                    readable, err = _gunzip(path, Path(tmp))
-                    if err:
-                        file_errors.append((month, rel, err))
-                        continue
-                readable, bad_lines = _utf8_lines(Path(readable), Path(tmp))
-                line_errors += [(month, rel, n, INVALID_UTF8) for n in bad_lines]
-                files.append((str(readable), month, rel, path.stat().st_size))
+            _list_new_files(landing_dir, month)
+            todo += [(month, path) for path in month_files(landing_dir, month)]
+
+        def prepare(month: dt.date, path: Path):
+            """(readable path, bad lines, error): gunzip (zlib releases the GIL: two files
+            at once) and UTF-8 check."""
+            readable = path
+            if path.name.endswith(".gz"):
+                readable, err = _gunzip(path, Path(tmp))
+                if err:
+                    return None, [], err
+            readable, bad_lines = _utf8_lines(Path(readable), Path(tmp))
+            return readable, bad_lines, None
+
+        with ThreadPoolExecutor(max_workers=LOAD_WORKERS) as pool:
+            prepared = list(pool.map(lambda t: prepare(*t), todo))
+        for (month, path), (readable, bad_lines, err) in zip(todo, prepared):
+            rel = str(path.relative_to(landing_dir))
+            if err:
+                file_errors.append((month, rel, err))
+                continue
+            line_errors += [(month, rel, n, INVALID_UTF8) for n in bad_lines]
+            files.append((str(readable), month, rel, path.stat().st_size))
         # Chunks of whole months (~64 MB) keep memory flat whatever the range; each chunk
         # replaces its months in one transaction (a month is all or nothing), and two
         # chunks run at once on two connections: one chunk's SQL uses a single core.

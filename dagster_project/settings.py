@@ -36,6 +36,10 @@ class Settings:
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
 
+    @property
+    def site_dir(self) -> Path:
+        return self.data_dir / "site"
+
     def __repr__(self) -> str:  # never print the token
         return (f"Settings(data_dir={self.data_dir}, dagster_home={self.dagster_home}, "
                 f"accounts_file={self.accounts_file}, graph_url={self.graph_url}, "

@@ -1,4 +1,5 @@
 import datetime as dt
+import gzip
 import hashlib
 import json
 from collections import Counter
@@ -16,6 +17,10 @@ def registry():
     return demo.build_registry(real)
 
 
+def gunzip_text(path):
+    return gzip.decompress(path.read_bytes()).decode("utf-8")
+
+
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -24,7 +29,7 @@ def test_deterministic_whatever_the_range(tmp_path):
     accounts = registry()
     demo.simulate(accounts, [dt.date(2021, 7, 1)], tmp_path / "a", now=NOW)
     demo.simulate(accounts, [dt.date(2021, 6, 1), dt.date(2021, 7, 1)], tmp_path / "b", now=NOW)
-    assert digest(tmp_path / "a/2021-07/demo.ndjson") == digest(tmp_path / "b/2021-07/demo.ndjson")
+    assert digest(tmp_path / "a/2021-07/demo.ndjson.gz") == digest(tmp_path / "b/2021-07/demo.ndjson.gz")
 
 
 def test_registry_coverage_by_category_and_real_handles_kept():
@@ -46,7 +51,7 @@ def test_lines_are_labelled_demo_and_realistic(tmp_path):
     months = [dt.date(2021, 7, 1), dt.date(2021, 8, 1)]
     result = demo.simulate(accounts, months, tmp_path, now=NOW)
     assert result.snapshots > 2000
-    lines = [json.loads(x) for x in (tmp_path / "2021-07/demo.ndjson").read_text().splitlines()]
+    lines = [json.loads(x) for x in gunzip_text(tmp_path / "2021-07/demo.ndjson.gz").splitlines()]
     assert {x["source"] for x in lines} == {"demo"}
     statuses = Counter(x["status"] for x in lines)
     assert statuses["ok"] > 0.95 * len(lines) and statuses["error"] + statuses["not_found"] > 0
@@ -58,6 +63,6 @@ def test_lines_are_labelled_demo_and_realistic(tmp_path):
             rates.append((p["like_count"] + p["comments_count"]) / max(bd["followers_count"], 1))
     rates.sort()
     assert 0.01 < rates[len(rates) // 2] < 0.05                  # median per-post engagement
-    august = {x["handle"]: x for x in map(json.loads, (tmp_path / "2021-08/demo.ndjson").read_text().splitlines())}
+    august = {x["handle"]: x for x in map(json.loads, gunzip_text(tmp_path / "2021-08/demo.ndjson.gz").splitlines())}
     assert august["latenareze"]["status"] == "not_found"          # deleted after July 2021
     assert {x["handle"]: x for x in lines}["latenareze"]["status"] == "ok"

@@ -1,6 +1,7 @@
 """Data invariants after a demo run: checked on the warehouse and the exports."""
 import csv
 import datetime as dt
+import gzip
 
 import duckdb
 import pytest
@@ -49,9 +50,10 @@ def test_demo_rows_flagged_in_every_mart_and_export(demo_run):
 
 def test_raw_rows_equal_lines_landed_minus_rejected(demo_run):
     landed = {}
-    for path in (demo_run / "landing" / "instagram").glob("*/*.ndjson"):
+    for path in (demo_run / "landing" / "instagram").glob("*/*.ndjson.gz"):
         month = dt.date.fromisoformat(path.parent.name + "-01")
-        lines = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+        lines = sum(1 for line in text.splitlines() if line.strip())
         landed[month] = landed.get(month, 0) + lines
     loaded = dict(q(demo_run, "select month, count(*) from raw.snapshots group by 1"))
     rejected = dict(q(demo_run, "select month, count(*) from raw.rejected_lines where line > 0 group by 1"))

@@ -34,8 +34,8 @@ def test_lineage_is_one_graph_with_marts_after_raw():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"landing/instagram_snapshots", "raw/instagram", "marts/dim_territories",
                     "marts/dim_categories", "marts/fct_account_monthly",
-                    "marts/fct_monthly_rankings", "marts/account_alerts",
-                    "published/warehouse", "exports/monthly_exports"}
+                    "marts/fct_monthly_rankings", "marts/account_alerts", "marts/fct_top_posts",
+                    "published/warehouse", "exports/monthly_exports", "site/public_site"}
     parents = {p.to_user_string() for p in graph.get(
         next(k for k in graph.get_all_asset_keys() if k.path[-1] == "fct_monthly_rankings")).parent_keys}
     assert parents == {"raw/instagram"}

@@ -1,7 +1,17 @@
 """Load: landing files and the accounts registry into the warehouse's `raw` schema."""
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
+from .. import archive
 from .. import months as m
 from ..loader import load_months, load_registry
 from ..partitions import monthly_partitions, single_run, window_months
@@ -10,11 +20,18 @@ from ..resources import ObservatoireResource
 from ..warehouse import writer_lock
 
 COLLECTED = AssetKey(["landing", "instagram_snapshots"])
+RAW = AssetKey(["raw", "instagram"])
+ARCHIVE_CHECK = "archive_verified"
 
 
 @asset(
-    key=["raw", "instagram"],
+    key=RAW,
     deps=[COLLECTED],
+    check_specs=[AssetCheckSpec(
+        ARCHIVE_CHECK, asset=RAW,
+        description="`observatoire verify` on the run's months: every landing file matches "
+        "its manifest line (SHA-256, size) and raw holds, per file, its lines loaded + "
+        "rejected.")],
     group_name="raw",
     kinds={"duckdb"},
     partitions_def=monthly_partitions,
@@ -32,6 +49,18 @@ def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireReso
         n_accounts, rejected_accounts = load_registry(
             settings.warehouse, observatoire.registry_path(), territory_ids())
         result = load_months(settings.warehouse, settings.landing_dir, months)
+        report = archive.verify(settings.landing_dir, settings.warehouse,
+                                [m.month_key(x) for x in months])
+    for finding in report.errors:
+        context.log.error(f"archive: {finding}")
+    check = AssetCheckResult(
+        check_name=ARCHIVE_CHECK, asset_key=RAW, passed=report.ok,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"files": report.files, "checked_against_raw": report.loaded,
+                  "problems": len(report.errors),
+                  "details": MetadataValue.md("\n".join(
+                      f"- `{f.file}` {f.problem} → {f.todo}" for f in report.errors[:50])
+                      or "none")})
     for r in rejected_accounts:
         context.log.warning(f"registry rejected: {r.reason}")
     for file, line, reason in result.rejected_samples:
@@ -41,7 +70,7 @@ def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireReso
         + [f"| {m.month_key(x.month)} | {x.files} | {x.lines} | {x.loaded} | {x.rejected} | {x.media} |"
            for x in result.months[-24:]])
     rejected_md = "\n".join(f"- `{f}:{ln}` {reason}" for f, ln, reason in result.rejected_samples)
-    return MaterializeResult(metadata={
+    return MaterializeResult(check_results=[check], metadata={
         "snapshots_loaded": result.loaded, "posts_loaded": result.media,
         "lines_rejected": result.rejected, "months": len(months),
         "rows_per_month": MetadataValue.md(per_month),

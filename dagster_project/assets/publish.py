@@ -10,7 +10,7 @@ from ..resources import ObservatoireResource
 from ..warehouse import publish, writer_lock
 
 MARTS = [AssetKey(["marts", k]) for k in ("dim_territories", "dim_categories", "fct_account_monthly",
-                               "fct_monthly_rankings", "account_alerts")]
+                               "fct_monthly_rankings", "account_alerts", "fct_top_posts")]
 # Charts and the HTML report cost ~2 s a month: a backfill renders them for its last month
 # only (every month still gets its CSV files); `observatoire export --month` renders any month.
 REPORT_MONTHS = 1

@@ -36,8 +36,8 @@ class Translator(DagsterDbtTranslator):
     """Only the marts are Dagster assets; their lineage skips staging/intermediate.
 
     dbt still builds every model and runs every test in one invocation; Dagster records the
-    five marts (a range run writes one event per asset *and month*: 18 models × 109 months
-    of events cost a minute on SQLite, 5 marts cost seconds). Sources map to the load asset.
+    six marts (a range run writes one event per asset *and month*: 18 models × 109 months
+    of events cost a minute on SQLite, 6 marts cost seconds). Sources map to the load asset.
     """
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
@@ -84,7 +84,7 @@ def month_env(first: dt.date, last: dt.date) -> dict[str, str]:
     return {"OBSERVATOIRE_MONTH_FROM": first.isoformat(), "OBSERVATOIRE_MONTH_TO": last.isoformat()}
 
 
-HELD_BACK = {"fct_monthly_rankings", "account_alerts"}
+HELD_BACK = {"fct_monthly_rankings", "account_alerts", "fct_top_posts"}
 
 
 TRANSLATOR = Translator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -136,8 +136,9 @@ def _build(context, dbt, settings, first, last, full_refresh):
     # dbt has exited: the warehouse can be read for the UI's previews.
     with connect(settings.warehouse, read_only=True) as con:
         for event in held:
-            extra = (rankings_metadata(con, first, last)
-                     if event.output_name.endswith("fct_monthly_rankings")
+            name = event.output_name
+            extra = (rankings_metadata(con, first, last) if name.endswith("fct_monthly_rankings")
+                     else top_posts_metadata(con, first, last) if name.endswith("fct_top_posts")
                      else alerts_metadata(con, first, last))
             yield event.with_metadata({**event.metadata, **extra})
 
@@ -169,6 +170,20 @@ def rankings_metadata(con, first, last) -> dict:
         "accounts_per_category": MetadataValue.json(dict(per_cat)),
         "top10_preview": MetadataValue.md(f"Top 10, {m.month_key(last)}\n" + "\n".join(md)),
         "is_demo": bool(top and any(r[-1] for r in top)),
+    }
+
+
+def top_posts_metadata(con, first, last) -> dict:
+    best = con.execute("""
+        select c.label, p.handle, p.interactions, round(100 * p.engagement, 2)
+        from marts.fct_top_posts p join marts.dim_categories c using (category)
+        where p.month = ? and p.post_rank = 1 order by c.sort_order""", [last]).fetchall()
+    return {
+        "posts_in_range": con.execute("""select count(*) from marts.fct_top_posts
+                                         where month between ? and ?""", [first, last]).fetchone()[0],
+        "best_post_per_category": MetadataValue.md("\n".join(
+            [f"Best posts, {m.month_key(last)}", "", "| category | account | interactions | engagement % |",
+             "|---|---|---:|---:|"] + [f"| {c} | @{h} | {i} | {e} |" for c, h, i, e in best])),
     }
 
 

@@ -80,7 +80,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from ..landing import iter_month_files, month_dir, write_ndjson_atomic
+from ..landing import iter_month_files, month_dir, write_landing_file
 from ..months import current_month, month_key
 from ..registry import Account, is_valid_handle
 from ..settings import Settings
@@ -758,7 +758,8 @@ class _Collector:
 
 
 class _BatchWriter:
-    """Atomic landing files `graph_api-<run stamp>-<seq>.ndjson`, never overwriting."""
+    """Atomic landing files `graph_api-<run stamp>-<seq>.ndjson.gz`, never overwriting
+    (written and listed in the month's manifest by `landing.write_landing_file`)."""
 
     def __init__(self, landing_dir: Path, stamp: str, redact: Callable[[str], str],
                  secret: str):
@@ -781,11 +782,11 @@ class _BatchWriter:
             folder = self._landing_dir / key
             while True:
                 self._seq += 1
-                path = folder / f"{SOURCE}-{self._stamp}-{self._seq:04d}.ndjson"
+                path = folder / f"{SOURCE}-{self._stamp}-{self._seq:04d}.ndjson.gz"
                 if path.exists():
                     continue
                 try:
-                    write_ndjson_atomic(path, lines, exclusive=True)
+                    write_landing_file(path, lines, source=SOURCE)
                 except FileExistsError:
                     continue
                 break

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 
 TOKEN = "EAAGtest-S3CR3T-token-0123456789abcdef"
 SCALE = 0.001  # every planned wait × 0.001: a 30 s backoff lasts 30 ms
-FILE_RE = re.compile(r"^graph_api-\d{8}T\d{6}-\d{4}\.ndjson$")
+FILE_RE = re.compile(r"^graph_api-\d{8}T\d{6}-\d{4}\.ndjson\.gz$")
 
 
 class SleepRecorder:
@@ -75,8 +75,8 @@ def accounts(*handles: str) -> list[Account]:
 
 def landing_lines(settings: Settings) -> list[dict]:
     out = []
-    for path in sorted(settings.landing_dir.rglob("*.ndjson")):
-        out += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for path in sorted(settings.landing_dir.rglob("*.ndjson.gz")):
+        out += [json.loads(line) for line in read_text(path).splitlines()]
     return out
 
 
@@ -85,8 +85,15 @@ def by_handle(settings: Settings) -> dict[str, dict]:
 
 
 def all_landing_text(settings: Settings) -> str:
-    return "".join(p.read_text(encoding="utf-8", errors="replace")
-                   for p in settings.landing_dir.rglob("*") if p.is_file())
+    return "".join(read_text(p) for p in settings.landing_dir.rglob("*") if p.is_file())
+
+
+def read_text(path) -> str:
+    """A landing file's text (decompressed: a token would not show in gzip bytes)."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data.decode("utf-8", errors="replace")
 
 
 def no_temp_files(settings: Settings) -> bool:
@@ -222,9 +229,9 @@ def test_token_error_stops_everything_without_partial_file(api, settings, caplog
     assert "190" in text and "INSTAGRAM_ACCESS_TOKEN" in text
     assert TOKEN not in text and TOKEN not in repr(info.value)
     assert "***" in text  # the server echoed the token: redacted
-    files = sorted(settings.landing_dir.rglob("*.ndjson"))
+    files = sorted(settings.landing_dir.rglob("*.ndjson.gz"))
     assert len(files) == 2  # the two full batches; the in-flight batch (2 accounts) is dropped
-    assert all(len(p.read_text().splitlines()) == 5 for p in files)
+    assert all(len(read_text(p).splitlines()) == 5 for p in files)
     assert api.total_requests == 13  # stopped at once: nothing after the 190
     assert no_temp_files(settings)
     assert TOKEN not in all_landing_text(settings)
@@ -239,7 +246,7 @@ def test_wrong_token_at_first_request(api, settings):
     with pytest.raises(TokenError) as info:
         collect_month(accounts("gers", "eure"), MONTH, bad, max_in_flight=1, options=opts())
     assert "EAAG-wrong-token-XYZ" not in str(info.value)
-    assert not list(settings.landing_dir.rglob("*.ndjson"))
+    assert not list(settings.landing_dir.rglob("*.ndjson*"))
 
 
 def test_missing_token_or_user_id(settings):
@@ -464,7 +471,7 @@ def test_batches_are_atomic_files(api, settings):
     for h in handles:
         api.add_account(h, media=make_media(1))
     res = collect_month(accounts(*handles), MONTH, settings, batch_size=5, options=opts())
-    assert [len(p.read_text().splitlines()) for p in res.files] == [5, 5, 2]
+    assert [len(read_text(p).splitlines()) for p in res.files] == [5, 5, 2]
     assert all(FILE_RE.match(p.name) for p in res.files)
     assert all(p.parent == settings.landing_dir / MONTH.strftime("%Y-%m") for p in res.files)
     assert len({p.name for p in res.files}) == 3

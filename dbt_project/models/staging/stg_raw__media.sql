@@ -18,7 +18,9 @@ select
     fetched_at,
     media_id,
     posted_at,
+    media_type,
     like_count,
     comments_count,
     like_count + comments_count as interactions,
+    permalink,
 from deduplicated

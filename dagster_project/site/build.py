@@ -1,0 +1,336 @@
+"""Build the static web site `<data_dir>/site/` from the published warehouse.
+
+    index.html                      latest complete month: Top N of each category, posts, alerts
+    classements/<YYYY-MM>/<cat>.html  the full ranking of a month and category (sortable)
+    territoires/<kind>-<code>.html  one page per ranked territory: history, KPIs, posts, alerts
+    mois.html, methode.html, sources.html, telechargements.html
+    donnees/rankings.parquet        every row of marts.fct_monthly_rankings
+    donnees/<YYYY-MM>/*.csv         the month's journalist exports (copied)
+    assets/                         site.css, site.js, recherche.js (search index), mois.js
+
+Every link is relative: the folder works from file:// and from any static host.
+`build_site(..., months=[...])` renders only what those months change (their category
+pages, the pages of the territories ranked in them, and the shared pages).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..exports.csv_export import (
+    ALERT_WORDING,
+    REFERENCE_DATA,
+    WEIGHTS_TEXT,
+    evolution,
+    month_key,
+    month_label_fr,
+)
+from ..warehouse import connect
+from .data import SiteData, read_site_data, slug
+from .svg import line_chart
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+METHOD_DOC = HERE.parent.parent / "docs" / "methodologie.md"
+INDEX_POSTS_PER_CATEGORY = 3
+TERRITORY_POSTS, TERRITORY_ALERTS = 24, 24
+MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel", "REELS": "reel"}
+
+
+@dataclass
+class SiteStats:
+    pages: int
+    files: int
+    bytes: int
+    seconds: float
+    months: int
+
+
+# ------------------------------------------------------------------ formatting (pure)
+
+def fr_number(value: float | None, decimals: int = 2) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.{decimals}f}".replace(",", "\u202f").replace(".", ",")
+    return text[1:] if text.startswith("-") and float(value) == 0 else text.replace("-", "−")
+
+
+def fr_int(value: int | None) -> str:
+    return "—" if value is None else f"{int(value):,}".replace(",", "\u202f")
+
+
+def fr_pct(value: float | None) -> str:
+    return "—" if value is None else fr_number(value * 100, 2) + "\u00a0%"
+
+
+def signed(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return ("+" if value > 0 else "") + fr_int(value).replace("-", "−")
+
+
+def move_class(row: dict[str, Any]) -> str:
+    if row.get("is_new_entry"):
+        return "new"
+    change = row.get("rank_change")
+    return "" if not change else ("up" if change > 0 else "down")
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(
+        num=fr_number, int_fr=fr_int, pct=fr_pct, signed=signed, move_class=move_class,
+        evolution=lambda r: evolution(r.get("rank_change"), r.get("is_new_entry")) or "—",
+        month_fr=month_label_fr, month_key=month_key, slug=slug,
+        date_fr=lambda t: t.strftime("%d/%m/%Y") if t else "—",
+        media_type=lambda t: MEDIA_TYPES.get(t or "", (t or "—").lower()),
+        alert_fr=lambda a: ALERT_WORDING.get(a, a.replace("_", " ")))
+    return env
+
+
+# ------------------------------------------------------------------ method page
+
+def method_html(doc: Path = METHOD_DOC) -> str:
+    """docs/methodologie.md as HTML when present; a built-in summary otherwise.
+
+    Links to other files of the repository do not exist in the site: they become text.
+    """
+    if doc.exists():
+        import markdown
+
+        html = markdown.markdown(doc.read_text(encoding="utf-8"), extensions=["tables"])
+        html = re.sub(r'<a href="(?!https?://|#)[^"]*">(.*?)</a>', r"\1", html, flags=re.DOTALL)
+        return re.sub(r"<img [^>]*>", "", html)
+    items = "".join(f"<li><strong>{name}</strong> (poids {w}) : {text}.</li>"
+                    for name, w, text in WEIGHTS_TEXT)
+    return f"""<h1>Méthode</h1>
+<p>Chaque mois, chaque compte Instagram enregistré d'une collectivité est relevé ; le relevé de
+référence est le dernier relevé réussi du mois. Un compte sans relevé réussi n'est pas classé et
+fait l'objet d'une alerte. Les comptes sont classés au sein de leur catégorie (régions,
+départements, métropoles, communautés d'agglomération, communautés de communes, grandes villes,
+villes moyennes, petites villes).</p>
+<p>Cinq indicateurs sont calculés, puis convertis en rang centile (0 à 1) au sein de la
+catégorie :</p><ul>{items}</ul>
+<p>Le score (0 à 100) est la moyenne pondérée de ces rangs centiles, arrondie à six décimales.
+À score égal, le compte qui a le plus d'abonnés passe devant, puis l'ordre des codes.
+L'évolution compare le rang à celui du mois précédent (« nouveau » : non classé le mois
+précédent). Le mois en cours est marqué provisoire.</p>
+<p>Meilleures publications : parmi les publications des 30 jours précédant le relevé de
+référence des comptes classés, l'engagement d'une publication est (mentions J'aime +
+commentaires) ÷ abonnés du compte ; les dix meilleures de chaque catégorie sont retenues.</p>"""
+
+
+SOURCES_HTML = f"""<h1>Sources et licences</h1>
+<h2>Données Instagram</h2>
+<p>Les chiffres des comptes (abonnés, abonnements, publications, mentions J'aime et commentaires)
+proviennent de l'API Graph d'Instagram (fonction <em>business_discovery</em> : données publiques
+des comptes professionnels et créateurs), relevées chaque mois. Les données de démonstration sont
+simulées et signalées sur chaque page.</p>
+<h2>Territoires</h2>
+<p>{REFERENCE_DATA}.</p>
+<h2>Ce site</h2>
+<p>Ce site est un dossier de fichiers statiques : il ne charge rien depuis un autre site (ni
+police, ni bibliothèque, ni mesure d'audience) et fonctionne hors ligne. Les classements complets
+sont téléchargeables (<a href="telechargements.html">Téléchargements</a>).</p>"""
+
+
+# ------------------------------------------------------------------ pages
+
+def _write(path: Path, text: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return 1
+
+
+def _neighbours(months: list[dt.date], month: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    i = months.index(month)
+    return (months[i - 1] if i > 0 else None, months[i + 1] if i + 1 < len(months) else None)
+
+
+def territory_context(rows: list[dict[str, Any]], data: SiteData,
+                      posts: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    last = rows[-1]
+    by_month = {r["month"]: r for r in rows}
+    span = [mo for mo in data.months if rows[0]["month"] <= mo <= rows[-1]["month"]]
+    label = next((c["label"] for c in data.categories if c["category"] == last["category"]),
+                 last["category"])
+    name = last["territory_name"]
+    return {
+        "name": name, "label": label, "code": last["territory_id"].split(":", 1)[-1], "last": last,
+        "last_count": data.ranked_counts.get((last["month"], last["category"]), 0),
+        "recent": list(reversed(rows[-12:])), "counts": data.ranked_counts,
+        "rank_chart": line_chart([(mo, by_month[mo]["rank"] if mo in by_month else None)
+                               for mo in span], f"Rang de {name} dans sa catégorie, par mois",
+                              invert=True, integer_axis=True),
+        "followers_chart": line_chart([(mo, by_month[mo]["followers"] if mo in by_month else None)
+                                    for mo in span], f"Abonnés de @{last['handle']}, par mois"),
+        "posts": posts[:TERRITORY_POSTS], "alerts": alerts[:TERRITORY_ALERTS]}
+
+
+def render_pages(data: SiteData, out: Path, months: list[dt.date], *, full: bool) -> int:
+    env = _env()
+    built_at = dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC")
+    base = {"is_demo": data.is_demo, "built_at": built_at}
+    labels = {c["category"]: c["label"] for c in data.categories}
+    pages = 0
+    posts_by_mc: dict[tuple, list] = defaultdict(list)
+    posts_by_t: dict[str, list] = defaultdict(list)
+    for p in data.posts:
+        posts_by_mc[(p["month"], p["category"])].append(p)
+        posts_by_t[p["territory_id"]].append(p)
+    alerts_by_t: dict[str, list] = defaultdict(list)
+    alerts_by_m: dict[dt.date, list] = defaultdict(list)
+    for a in data.alerts:
+        alerts_by_t[a["territory_id"]].append(a)
+        alerts_by_m[a["month"]].append(a)
+
+    category_tpl = env.get_template("category.html.j2")
+    # A month's pages, plus the month before (its "next month" link appears).
+    page_months = set(months)
+    if not full:
+        page_months |= {p for p, _ in (_neighbours(data.months, mo) for mo in months) if p}
+    for month in sorted(page_months):
+        prev, nxt = _neighbours(data.months, month)
+        for c in data.categories:
+            html = category_tpl.render(
+                **base, root="../../", month=month, category=c, categories=data.categories,
+                rows=data.rankings[month][c["category"]], prev=prev, next=nxt,
+                is_provisional=month in data.provisional, names=data.names, labels=labels,
+                posts=posts_by_mc.get((month, c["category"]), []))
+            pages += _write(out / "classements" / month_key(month) / f"{c['category']}.html", html)
+
+    territory_tpl = env.get_template("territory.html.j2")
+    for tid, rows in data.history.items():
+        ctx = territory_context(rows, data, posts_by_t.get(tid, []), alerts_by_t.get(tid, []))
+        pages += _write(out / "territoires" / f"{slug(tid)}.html",
+                        territory_tpl.render(**base, root="../", **ctx))
+
+    latest = data.latest
+    provisional = max(data.provisional) if data.provisional else None
+    if provisional == latest:
+        provisional = None
+    index_posts = [p for c in data.categories
+                   for p in posts_by_mc.get((latest, c["category"]), [])[:INDEX_POSTS_PER_CATEGORY]]
+    pages += _write(out / "index.html", env.get_template("index.html.j2").render(
+        **base, root="", month=latest, provisional=provisional, categories=data.categories,
+        rankings=data.rankings[latest],
+        counts={c: n for (mo, c), n in data.ranked_counts.items() if mo == latest},
+        posts=index_posts, names=data.names, labels=labels, ranked_ids=data.names,
+        alerts=sorted(alerts_by_m.get(latest, []),
+                      key=lambda a: data.names.get(a["territory_id"], a["territory_id"]))))
+    pages += _write(out / "mois.html", env.get_template("mois.html.j2").render(
+        **base, root="", months=data.months, provisional=data.provisional,
+        categories=data.categories, counts=data.ranked_counts))
+    page = env.get_template("page.html.j2")
+    pages += _write(out / "methode.html", page.render(**base, root="", title="Méthode",
+                                                       body=method_html()))
+    pages += _write(out / "sources.html", page.render(**base, root="", title="Sources et licences",
+                                                       body=SOURCES_HTML))
+    return pages
+
+
+def write_assets(data: SiteData, out: Path) -> None:
+    assets = out / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    for name in ("site.css", "site.js"):
+        shutil.copyfile(STATIC / name, assets / name)
+    compact = json.dumps([list(t) for t in data.search], ensure_ascii=False, separators=(",", ":"))
+    (assets / "recherche.js").write_text(
+        f"/* Territoires classés : nom, code, page, catégorie. */\nwindow.OBS_TERRITOIRES={compact};\n",
+        encoding="utf-8")
+    months = json.dumps([[month_key(mo), month_label_fr(mo)] for mo in data.months],
+                        ensure_ascii=False, separators=(",", ":"))
+    (assets / "mois.js").write_text(f"window.OBS_MOIS={months};\n", encoding="utf-8")
+
+
+def write_downloads(warehouse: Path, exports_dir: Path, out: Path,
+                    months: list[dt.date]) -> tuple[int, int]:
+    """Copy the months' CSV exports; rewrite rankings.parquet. Returns (rows, bytes)."""
+    folder = out / "donnees"
+    folder.mkdir(parents=True, exist_ok=True)
+    for month in months:
+        src = Path(exports_dir) / month_key(month)
+        if not src.is_dir():
+            continue
+        dst = folder / month_key(month)
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.mkdir()
+        for f in sorted(src.iterdir()):
+            if f.suffix in (".csv", ".txt"):
+                shutil.copyfile(f, dst / f.name)
+    parquet = folder / "rankings.parquet"
+    tmp = folder / ".rankings.parquet.tmp"
+    with connect(warehouse, read_only=True) as con:
+        con.execute(f"""copy (select * from marts.fct_monthly_rankings
+                              order by month, category, rank)
+                        to '{tmp}' (format parquet, compression zstd)""")
+        rows = con.execute(f"select count(*) from read_parquet('{tmp}')").fetchone()[0]
+    os.replace(tmp, parquet)
+    return rows, parquet.stat().st_size
+
+
+def download_files(out: Path) -> list[tuple[str, list[str]]]:
+    folder = out / "donnees"
+    return [(d.name, sorted(f.name for f in d.iterdir() if f.is_file()))
+            for d in sorted(folder.iterdir(), reverse=True) if d.is_dir()]
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 1e6:.1f} Mo".replace(".", ",") if n >= 1e5 else f"{n / 1e3:.0f} ko"
+
+
+def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
+               months: list[dt.date] | None = None) -> SiteStats:
+    """Build the site (all months when `months` is None) and return what was written.
+
+    A full build is written to a temporary folder next to `site_dir` and swapped in, so a
+    reader never sees half a site; a partial build updates the existing folder in place
+    (and falls back to a full build when there is none yet).
+    """
+    start = time.monotonic()
+    site_dir = Path(site_dir)
+    full = months is None or not (site_dir / "index.html").exists()
+    data = read_site_data(warehouse, None if full else months)
+    if not data.months:
+        raise ValueError(f"no ranking in {warehouse}: run the pipeline before building the site")
+    full = full or set(data.months) <= set(months)
+    run_months = data.months if full else sorted(set(months) & set(data.months))
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=".site-", dir=site_dir.parent)) if full else site_dir
+    try:
+        pages = render_pages(data, out, run_months, full=full)
+        write_assets(data, out)
+        rows, size = write_downloads(warehouse, exports_dir, out, run_months)
+        env = _env()
+        pages += _write(out / "telechargements.html", env.get_template("telechargements.html.j2").render(
+            is_demo=data.is_demo, built_at=dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC"),
+            root="", parquet_rows=rows, parquet_size=_size_text(size), files=download_files(out)))
+        if full:
+            os.chmod(out, 0o755)
+            old = site_dir.with_name(".site-old")
+            shutil.rmtree(old, ignore_errors=True)
+            if site_dir.exists():
+                site_dir.rename(old)
+            out.rename(site_dir)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if full:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    files = [p for p in site_dir.rglob("*") if p.is_file()]
+    return SiteStats(pages=sum(p.suffix == ".html" for p in files), files=len(files),
+                     bytes=sum(p.stat().st_size for p in files),
+                     seconds=round(time.monotonic() - start, 1), months=len(run_months))

@@ -1,0 +1,128 @@
+"""The site in headless Chromium, from file://: content, search, no error, no outside request."""
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+import duckdb
+import pytest
+from cdp import CHROMIUM, Browser
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium; .ci/run does it)")]
+
+DESKTOP, PHONE = (1280, 900), (390, 844)
+
+
+def fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text)
+                   if unicodedata.category(c) != "Mn").lower()
+
+
+@pytest.fixture(scope="module")
+def site(demo_run) -> Path:
+    folder = demo_run / "site"
+    assert (folder / "index.html").exists(), "observatoire run did not build the site"
+    return folder
+
+
+@pytest.fixture(scope="module")
+def facts(demo_run) -> dict:
+    with duckdb.connect(str(demo_run / "published" / "warehouse.duckdb"), read_only=True) as con:
+        month = con.execute("""select max(month) from marts.fct_monthly_rankings
+                               where not is_provisional""").fetchone()[0]
+        labels = [r[0] for r in con.execute(
+            "select label from marts.dim_categories order by sort_order").fetchall()]
+        first = con.execute("""select r.territory_id, r.territory_name, r.category from marts.fct_monthly_rankings r
+                               join marts.dim_categories c using (category)
+                               where month = ? and rank = 1 order by c.sort_order limit 1""",
+                            [month]).fetchone()
+        accented = con.execute("""select territory_id, territory_name from marts.fct_monthly_rankings
+                                  where month = ? and territory_name <> strip_accents(territory_name)
+                                    and length(territory_name) >= 8
+                                  order by territory_id limit 1""", [month]).fetchone()
+    return {"month": month.strftime("%Y-%m"), "labels": labels, "first": first,
+            "accented": accented}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    b = Browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    target = os.environ.get("OBSERVATOIRE_SCREENSHOTS")
+    return Path(target) if target else tmp_path
+
+
+def visit(browser: Browser, site: Path, page: str, name: str, tmp_path: Path) -> str:
+    browser.events.clear()
+    browser.call("Emulation.setDeviceMetricsOverride", width=DESKTOP[0], height=DESKTOP[1],
+                 deviceScaleFactor=1, mobile=False)
+    browser.open((site / page).as_uri())
+    text = browser.eval("document.body.innerText")
+    assert browser.eval("document.documentElement.lang") == "fr"
+    assert "Données simulées (démo)" in text
+    browser.screenshot(shots_dir(tmp_path) / f"site-{name}-desktop.png", *DESKTOP)
+    browser.screenshot(shots_dir(tmp_path) / f"site-{name}-phone.png", *PHONE, mobile=True)
+    # readable on a phone: the page itself does not scroll sideways (wide tables scroll inside)
+    assert browser.eval("document.documentElement.scrollWidth") <= PHONE[0] + 1, name
+    urls = browser.requested_urls()
+    assert urls, "Network events were not recorded"
+    outside = [u for u in urls if not u.startswith(site.as_uri() + "/")]
+    assert outside == [], f"{name}: requests leaving the site folder"
+    assert browser.console_errors() == [], name
+    return text
+
+
+def test_index_category_and_territory_pages(site, facts, browser, tmp_path):
+    assert len(facts["labels"]) == 8
+    text = visit(browser, site, "index.html", "index", tmp_path)
+    for label in facts["labels"]:
+        assert label in text
+    tid, name, category = facts["first"]
+    assert name in text
+    assert "Meilleures publications" in text and "Alertes" in text
+
+    text = visit(browser, site, f"classements/{facts['month']}/{category}.html", "categorie", tmp_path)
+    assert name in text and "classement complet" in text
+    # every ranked row is on the page, and a click on "Abonnés" sorts by followers
+    rows = browser.eval("document.querySelectorAll('table.sortable tbody tr').length")
+    with duckdb.connect(str(site.parent / "published" / "warehouse.duckdb"), read_only=True) as con:
+        assert rows == con.execute("""select count(*) from marts.fct_monthly_rankings
+                                      where strftime(month, '%Y-%m') = ? and category = ?""",
+                                   [facts["month"], category]).fetchone()[0]
+    browser.eval("[...document.querySelectorAll('table.sortable th button')]"
+                 ".find(b => b.textContent.trim() === 'Abonnés').click()")
+    followers = browser.eval("""[...document.querySelectorAll('table.sortable tbody tr')]
+        .map(r => Number(r.cells[5].textContent.replace(/\\D/g, '')))""")
+    assert followers == sorted(followers) and followers != []
+    options = browser.eval("document.querySelectorAll('select.month-select option').length")
+    assert options == len(list((site / "classements").iterdir()))
+
+    text = visit(browser, site, f"territoires/{tid.replace(':', '-')}.html", "territoire", tmp_path)
+    assert name in text and "Les 12 derniers mois" in text
+    assert browser.eval("document.querySelectorAll('svg.chart polyline, svg.chart circle').length") >= 2
+    handle = browser.eval("document.querySelector('p.lead').textContent")
+    profile = browser.eval("document.querySelector('p.lead a[href^=\"https://www.instagram.com/\"]') !== null")
+    assert profile != ("compte simulé" in handle)  # real handles link to their profile
+
+
+@pytest.mark.parametrize("page", ["index.html", "methode.html"])
+def test_search_finds_a_territory_with_or_without_accents(site, facts, browser, page):
+    tid, name = facts["accented"]
+    target = (site / "territoires" / f"{tid.replace(':', '-')}.html").resolve()
+    browser.events.clear()
+    browser.open((site / page).as_uri())
+    for typed in (name, fold(name).upper(), fold(name)[: max(4, len(name) - 2)], tid.split(":")[1]):
+        browser.type_into("#q", typed)
+        hrefs = browser.eval("[...document.querySelectorAll('#search-results a')].map(a => a.href)")
+        assert target.as_uri() in hrefs, typed
+    browser.eval(f"[...document.querySelectorAll('#search-results a')].find(a => a.href === '{target.as_uri()}').click()")
+    browser.wait_for("Page.loadEventFired")
+    assert browser.eval("document.querySelector('h1').textContent") == name
+    assert browser.console_errors() == []
+    assert all(u.startswith(site.as_uri() + "/") for u in browser.requested_urls())
