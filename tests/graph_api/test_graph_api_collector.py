@@ -301,15 +301,19 @@ def test_usage_headers_slow_down_then_pause(api, settings, sleeps):
     # usage rises 50 → 99 %, hits 100 % once (regain in 2 min), then back to 60 %
     api.usage_schedule = [50, 70, 85, 90, 95, 99, 99, 100] + [60] * 100
     api.regain_minutes = 2
+    # waits × 0.02 (not × 0.001): slowdowns of up to 100 ms between request starts, far
+    # above the scheduling noise of a loaded machine; the 2 min pause lasts 2.4 s
+    scale = 0.02
     res = collect_month(accounts(*handles), MONTH, settings, max_in_flight=4,
-                        options=opts(sleeps))
+                        options=opts(sleeps, backoff_scale=scale))
     assert res.ok == 30 and res.error == 0
     assert res.usage_max_pct == 100
     assert res.usage_slowdowns > 0 and res.usage_pauses == 1
     assert res.throttled == res.usage_slowdowns + res.usage_pauses
     # the pause honours estimated_time_to_regain_access (2 min), slowdowns are shorter
-    assert any(110 <= s <= 121 for s in sleeps.planned)
-    assert any(0 < s < 5.5 for s in sleeps.planned)
+    planned = [s * SCALE / scale for s in sleeps.planned]
+    assert any(110 <= s <= 121 for s in planned)
+    assert any(0 < s < 5.5 for s in planned)
     assert api.total_requests == 30  # no extra requests: waits, not retries
 
 
