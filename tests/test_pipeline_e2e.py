@@ -82,16 +82,16 @@ def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:]
     with duckdb.connect() as con:
         con.execute(f"attach '{demo_run / 'warehouse.duckdb'}' as inc (read_only)")
-        con.execute(f"attach '{full / 'warehouse.duckdb'}' as full (read_only)")
+        con.execute(f"attach '{full / 'warehouse.duckdb'}' as rebuilt (read_only)")
         marts = [t for (t,) in con.execute("select table_name from duckdb_tables() "
-                                           "where database_name = 'inc' and schema_name = 'marts'")]
+                                           "where database_name = 'inc' and schema_name = 'marts'").fetchall()]
         assert len(marts) == 6
         for t in marts + ["int_account_first_seen"]:
             schema = "intermediate" if t.startswith("int_") else "marts"
             diff = con.execute(f"""select count(*) from (
-                (select * from inc.{schema}.{t} except all select * from full.{schema}.{t})
+                (select * from inc.{schema}.{t} except all select * from rebuilt.{schema}.{t})
                 union all
-                (select * from full.{schema}.{t} except all select * from inc.{schema}.{t}))""").fetchone()[0]
+                (select * from rebuilt.{schema}.{t} except all select * from inc.{schema}.{t}))""").fetchone()[0]
             assert diff == 0, f"{t}: {diff} rows differ between incremental and full refresh"
 
 
