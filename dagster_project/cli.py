@@ -49,7 +49,7 @@ def configure(data_dir: Path | None) -> Path:
     """Set the environment every later import reads; returns the data dir."""
     if data_dir is not None:
         os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
-    from .instance import ensure_instance
+    from .defs.instance import ensure_instance
     from .settings import load_settings
 
     settings = load_settings()
@@ -255,7 +255,7 @@ def run(
     full_refresh: Annotated[bool, typer.Option(help="Rebuild the marts over every month.")] = False,
 ) -> None:
     """Collect, load, transform, publish and export every month of the range, as one Dagster run."""
-    from .resources import SOURCES
+    from .defs.resources import SOURCES
 
     if source not in SOURCES:
         _fail(f"unknown source {source!r}: expected one of {', '.join(SOURCES)}")

@@ -1,52 +1,24 @@
-"""Schedules and the landing sensor (all off by default: turn them on in the UI)."""
+"""The schedules (off by default: turn them on in the UI)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from dagster import (
-    AssetKey,
-    AssetSelection,
     DefaultScheduleStatus,
-    DefaultSensorStatus,
     RunRequest,
     ScheduleEvaluationContext,
-    SensorEvaluationContext,
     SkipReason,
-    define_asset_job,
     schedule,
-    sensor,
 )
 
-from . import months as m
-from .collection_plan import (
+from .. import months as m
+from ..collection_plan import (
     DEFAULT_WINDOW_DAYS,
     first_cron_day,
     load_plan_settings,
     window_days_left,
 )
-from .settings import load_settings
+from .jobs import build_job, collect_job, resource_config
 
 PARIS = "Europe/Paris"
-
-COLLECT = AssetSelection.assets(AssetKey(["landing", "instagram_snapshots"]))
-
-monthly_pipeline = define_asset_job(
-    "monthly_pipeline", selection=AssetSelection.all(),
-    description="Collect → load → dbt build → publish → export, over one month or a range.")
-
-collect_job = define_asset_job(
-    "collect_current_month", selection=COLLECT,
-    description="Snapshot every registered account from the Graph API into the current month.")
-
-build_job = define_asset_job(
-    "build_from_landing",
-    selection=AssetSelection.all() - COLLECT,
-    description="Load what is landed for a month, rebuild its rankings, publish and export.")
-
-
-def _resource_config(source: str) -> dict:
-    return {"resources": {"observatoire": {"config": {
-        "data_dir": str(load_settings().data_dir), "source": source}}}}
 
 
 COLLECTION_HOUR = 2  # 02:00 Paris = 00:00/01:00 UTC: a run of ≤ 20 h ends before the next
@@ -76,7 +48,7 @@ def graph_api_collection(context: ScheduleEvaluationContext):
                           "the month)")
     month = day.replace(day=1)
     return RunRequest(run_key=f"collect-{day.isoformat()}", partition_key=month.isoformat(),
-                      run_config=_resource_config("graph_api"),
+                      run_config=resource_config("graph_api"),
                       tags={"observatoire/collection_day": f"{window - left + 1}/{window}"})
 
 
@@ -86,41 +58,7 @@ def graph_api_collection(context: ScheduleEvaluationContext):
 def monthly_publication(context: ScheduleEvaluationContext):
     month = m.add_months(context.scheduled_execution_time.date().replace(day=1), -1)
     return RunRequest(run_key=f"publish-{month.isoformat()}", partition_key=month.isoformat(),
-                      run_config=_resource_config("landing"))
-
-
-def landing_state(landing_dir: Path) -> dict[str, float]:
-    """Latest modification time of each month folder's landing files."""
-    state: dict[str, float] = {}
-    if not landing_dir.is_dir():
-        return state
-    for folder in landing_dir.iterdir():
-        try:
-            month = m.parse_month(folder.name)
-        except ValueError:
-            continue
-        mtimes = [p.stat().st_mtime for p in folder.iterdir()
-                  if p.name.endswith((".ndjson", ".ndjson.gz"))]
-        if mtimes:
-            state[month.isoformat()] = max(mtimes)
-    return state
-
-
-@sensor(job=build_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
-        description="Loads and rebuilds a month when new or changed landing files appear in it.")
-def landing_files_sensor(context: SensorEvaluationContext):
-    import json
-
-    state = landing_state(load_settings().landing_dir)
-    seen = json.loads(context.cursor) if context.cursor else {}
-    changed = sorted(k for k, t in state.items() if seen.get(k, 0) < t)
-    if not changed:
-        return SkipReason("no new landing files")
-    context.update_cursor(json.dumps(state))
-    return [RunRequest(run_key=f"landing-{k}-{state[k]}", partition_key=k,
-                       run_config=_resource_config("landing")) for k in changed]
+                      run_config=resource_config("landing"))
 
 
 schedules = [graph_api_collection, monthly_publication]
-sensors = [landing_files_sensor]
-jobs = [monthly_pipeline, collect_job, build_job]

@@ -23,11 +23,11 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from .. import months as m
+from ... import months as m
+from ...warehouse import connect, writer_lock
 from ..partitions import monthly_partitions, single_run, window_months
 from ..project import dbt_project
 from ..resources import ObservatoireResource
-from ..warehouse import connect, writer_lock
 
 RAW = AssetKey(["raw", "instagram"])
 
