@@ -68,11 +68,8 @@ def resolve_range(source: str, first: str | None, last: str | None,
     """The month range of a run, validated (pure: unit-tested)."""
     current = m.current_month(today)
     if source == "graph_api":
-        for given in (first, last):
-            if given and m.parse_month(given) != current:
-                raise ValueError(
-                    f"the Graph API only returns today's figures: it collects into the current "
-                    f"month ({m.month_key(current)}), not {given}")
+        asked = [m.parse_month(given) for given in (first, last) if given]
+        m.require_current_month(asked or [current], today)
         return current, current
     start = m.parse_month(first) if first else m.FIRST_MONTH
     end = m.parse_month(last) if last else m.last_complete_month(today)

@@ -45,11 +45,10 @@ def instagram_snapshots(context: AssetExecutionContext,
         from ...collection import CollectionBusy, collect_today
         from ...sources import graph_api
 
-        current = m.current_month()
-        if months != [current]:
-            raise Failure(
-                f"the Graph API only returns today's figures: it can only collect the current "
-                f"month ({m.month_key(current)}), not {meta['range']}")
+        try:
+            m.require_current_month(months)
+        except ValueError as exc:
+            raise Failure(str(exc)) from None
         accounts, rejected = read_registry(observatoire.registry_path(), territory_ids())
         for r in rejected:
             context.log.warning(r.reason)
