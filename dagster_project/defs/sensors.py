@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from .. import months as m
+from ..landing import iter_month_files
 from ..settings import load_settings
 from .jobs import build_job, resource_config
 
@@ -21,8 +22,7 @@ def landing_state(landing_dir: Path) -> dict[str, float]:
             month = m.parse_month(folder.name)
         except ValueError:
             continue
-        mtimes = [p.stat().st_mtime for p in folder.iterdir()
-                  if p.name.endswith((".ndjson", ".ndjson.gz"))]
+        mtimes = [p.stat().st_mtime for p in iter_month_files(folder)]
         if mtimes:
             state[month.isoformat()] = max(mtimes)
     return state

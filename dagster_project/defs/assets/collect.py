@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from ... import months as m
-from ...loader import month_files
+from ...landing import month_files
 from ...reference import territory_ids
 from ...registry import read_registry
 from ..partitions import monthly_partitions, single_run, window_months
