@@ -45,6 +45,13 @@ def territory_ids(seeds_dir: Path = SEEDS_DIR) -> frozenset[str]:
     return frozenset(territory_names(seeds_dir))
 
 
+def scoring_weights(seeds_dir: Path = SEEDS_DIR) -> list[tuple[str, int, str]]:
+    """(kpi, weight, description) of seeds/scoring_weights.csv, in file order (dbt reads
+    the same file through its source `reference.scoring_weights`)."""
+    return [(r["kpi"], int(r["weight"]), r["description"])
+            for r in _rows("scoring_weights.csv", seeds_dir)]
+
+
 TERRITORIES_SQL = """
 with communes as (
     select code, name, code_departement, code_region, try_cast(population as bigint) as population

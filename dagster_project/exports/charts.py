@@ -25,16 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from .csv_export import (
-    FILE_MODE,
-    FR_MONTHS_SHORT,
-    connect,
-    evolution,
-    first_of_month,
-    month_label_fr,
-    read_categories,
-    read_rankings,
-)
+from .csv_export import FILE_MODE
+from .formatting import FR_MONTHS_SHORT, evolution, first_of_month, month_label_fr
+from .month_data import connect, read_categories, read_rankings
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 675, 100
 FONT = {"font.family": "DejaVu Sans", "font.sans-serif": ["DejaVu Sans"],

@@ -49,7 +49,7 @@ def published_warehouse(context: AssetExecutionContext,
 def monthly_exports(context: AssetExecutionContext,
                     observatoire: ObservatoireResource) -> MaterializeResult:
     from ...exports import export_month
-    from ...exports.csv_export import months_with_data
+    from ...exports.month_data import months_with_data
     from ...exports.report import render_report
 
     settings = observatoire.settings()
