@@ -25,7 +25,7 @@ import pyarrow as pa
 from . import landing
 from .landing import month_files
 from .registry import NORMALIZE_HANDLE_SQL, RejectedRow, read_registry
-from .warehouse import connect
+from .warehouse import connect, record_change
 
 log = logging.getLogger(__name__)
 LOAD_WORKERS = 2
@@ -263,6 +263,8 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
     result = LoadResult()
     with tempfile.TemporaryDirectory(prefix="obs-load-") as tmp, connect(warehouse) as con:
         ensure_schema(con)
+        if months:  # before writing: a load that fails half-way is still published again
+            record_change(con, min(months), max(months), "load")
         files: list[tuple[str, dt.date, str, int]] = []   # (path to read, month, rel name, bytes)
         file_errors: list[tuple[dt.date, str, str]] = []
         line_errors: list[tuple[dt.date, str, int, str]] = []

@@ -1,5 +1,9 @@
 """End to end through Dagster: `observatoire run` on three demo months in a temp folder."""
 import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -66,6 +70,29 @@ def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
     proc = run_cli(["run", "--from", "2021-07", "--to", "2021-07", "--data-dir", str(demo_run)], demo_run)
     assert proc.returncode == 0, proc.stderr
     assert q(wh, sql) == before
+    # The marts built month range by month range (incremental) equal a full rebuild.
+    full = tmp_path / "full"
+    full.mkdir()
+    shutil.copyfile(demo_run / "warehouse.duckdb", full / "warehouse.duckdb")
+    env = project_env(full, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"),
+                      OBSERVATOIRE_MONTH_FROM="2017-10-01", OBSERVATOIRE_MONTH_TO="2999-12-01")
+    proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "build", "--full-refresh",
+                           "--exclude", "test_type:unit"], cwd=ROOT / "dbt_project", env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    with duckdb.connect() as con:
+        con.execute(f"attach '{demo_run / 'warehouse.duckdb'}' as inc (read_only)")
+        con.execute(f"attach '{full / 'warehouse.duckdb'}' as full (read_only)")
+        marts = [t for (t,) in con.execute("select table_name from duckdb_tables() "
+                                           "where database_name = 'inc' and schema_name = 'marts'")]
+        assert len(marts) == 6
+        for t in marts + ["int_account_first_seen"]:
+            schema = "intermediate" if t.startswith("int_") else "marts"
+            diff = con.execute(f"""select count(*) from (
+                (select * from inc.{schema}.{t} except all select * from full.{schema}.{t})
+                union all
+                (select * from full.{schema}.{t} except all select * from inc.{schema}.{t}))""").fetchone()[0]
+            assert diff == 0, f"{t}: {diff} rows differ between incremental and full refresh"
 
 
 def test_dbt_unit_tests_pass(demo_run):

@@ -25,15 +25,20 @@ REPORT_MONTHS = 1
     pool="warehouse",
     kinds={"duckdb"},
     description="Read-only copy of the warehouse for analysts "
-    "(<data_dir>/published/warehouse.duckdb), replaced atomically after each successful build.",
+    "(<data_dir>/published/warehouse.duckdb, a link to the copy in force), swapped atomically "
+    "after each successful build; each publication copies only the months that changed.",
 )
 def published_warehouse(context: AssetExecutionContext,
                         observatoire: ObservatoireResource) -> MaterializeResult:
     settings = observatoire.settings()
     with writer_lock(settings.data_dir):
-        path = publish(settings.warehouse, settings.published_warehouse)
-    return MaterializeResult(metadata={"path": MetadataValue.path(str(path)),
-                                       "bytes": path.stat().st_size})
+        pub = publish(settings.warehouse, settings.published_warehouse)
+    context.log.info(f"published ({pub.mode}, {pub.months} month(s)) in {pub.seconds} s")
+    return MaterializeResult(metadata={"path": MetadataValue.path(str(pub.path)),
+                                       "copy": MetadataValue.path(str(pub.slot)),
+                                       "mode": pub.mode, "months_copied": pub.months,
+                                       "seconds": pub.seconds,
+                                       "bytes": pub.slot.stat().st_size})
 
 
 @asset(

@@ -24,7 +24,7 @@ from dagster_dbt import (
 )
 
 from ... import months as m
-from ...warehouse import connect, writer_lock
+from ...warehouse import connect, record_change, writer_lock
 from ..partitions import monthly_partitions, single_run, window_months
 from ..project import dbt_project
 from ..resources import ObservatoireResource
@@ -111,6 +111,8 @@ def observatoire_dbt(context: AssetExecutionContext, dbt: DbtCliResource,
     os.environ["OBSERVATOIRE_DATA_DIR"] = str(settings.data_dir)
     context.log.info(f"dbt build over {m.month_key(first)} → {m.month_key(last)}")
     with writer_lock(settings.data_dir):
+        with connect(settings.warehouse) as con:  # the months dbt rewrites, for publishing
+            record_change(con, first, last, "transform")
         yield from _build(context, dbt, settings, first, last, config.full_refresh)
 
 

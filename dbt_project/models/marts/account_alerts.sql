@@ -28,12 +28,9 @@ collected_months as (
     select distinct month from snapshots
 ),
 
--- An account is expected from the first month it was ever seen (whole history: one
--- aggregate over raw snapshots, cheap).
+-- An account is expected from the first month it was ever seen.
 first_seen as (
-    select handle, min(month) as first_month, arg_min(source, fetched_at) as first_source,
-    from {{ source('raw', 'snapshots') }}
-    group by handle
+    select * from {{ ref('int_account_first_seen') }}
 ),
 
 latest as (
