@@ -294,10 +294,8 @@ def territory_chart(warehouse: Path, territory_id: str, out_path: Path) -> Path:
             """select t.name, t.category, c.label from marts.dim_territories t
                left join marts.dim_categories c on c.category = t.category
                where t.territory_id = ?
-               order by {order}
-               limit 1""".format(order="t.vintage desc" if "vintage" in {
-                   r[0] for r in con.execute("describe marts.dim_territories").fetchall()}
-                   else "t.territory_id"), [territory_id]).fetchone()
+               order by t.vintage desc
+               limit 1""", [territory_id]).fetchone()
         if terr is None:
             raise ValueError(f"unknown territory {territory_id!r} (expected e.g. "
                              "'departement:32', 'commune:37261')")

@@ -25,14 +25,6 @@ def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    schema, name = table.split(".")
-    rows = con.execute("""select column_name from information_schema.columns
-                          where table_schema = ? and table_name = ?""",
-                       [schema, name]).fetchall()
-    return {r[0] for r in rows}
-
-
 def read_categories(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return _dicts(con.execute("""select category, label, top_n, sort_order
                                  from marts.dim_categories order by sort_order, category"""))
@@ -52,7 +44,7 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
     if max_rank is not None:
         where.append("r.rank <= ?")
         params.append(max_rank)
-    in_force = territories_in_force(con, "r.month")
+    in_force = territories_in_force("r.month")
     sql = f"""
         select r.*, t.code as territory_code, c.label as category_label,
                c.sort_order as category_order
@@ -71,7 +63,7 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
 
 def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str, Any]]:
     """Alerts of a month, with names, labels and the last month the account was ranked."""
-    in_force = territories_in_force(con, "a.month")
+    in_force = territories_in_force("a.month")
     sql = f"""
         select a.territory_id, coalesce(a.territory_name, t.name) as territory_name,
                coalesce(a.category, t.category) as category,
@@ -149,12 +141,10 @@ def read_month(warehouse: Path, month: dt.date) -> MonthData:
         sources = [r[0] for r in con.execute(
             """select distinct source from marts.fct_monthly_rankings
                where month = ? and source is not null order by 1""", [month]).fetchall()]
-        vintage = version = None
-        if "valid_from" in _columns(con, "marts.dim_territories"):
-            vintage, version = con.execute(
-                """select max(vintage), max(package_version) from marts.dim_territories
-                   where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
-                [month]).fetchone()
+        vintage, version = con.execute(
+            """select max(vintage), max(package_version) from marts.dim_territories
+               where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
+            [month]).fetchone()
     by_cat: dict[str, list[dict[str, Any]]] = {c["category"]: [] for c in categories}
     for row in rows:
         by_cat.setdefault(row["category"], []).append(row)
@@ -181,9 +171,7 @@ def months_with_data(warehouse: Path, months: list[dt.date]) -> list[dt.date]:
     return [mo for mo in months if first_of_month(mo) in found]
 
 
-def territories_in_force(con: duckdb.DuckDBPyConnection, month_expr: str) -> str:
+def territories_in_force(month_expr: str) -> str:
     """SQL join condition (alias t) selecting the dim_territories row in force in the month."""
-    if "valid_from" in _columns(con, "marts.dim_territories"):
-        return (f" and {month_expr} between t.valid_from "
-                "and coalesce(t.valid_to, date '9999-12-01')")
-    return ""   # a warehouse from before vintages: one row per territory
+    return (f" and {month_expr} between t.valid_from "
+            "and coalesce(t.valid_to, date '9999-12-01')")
