@@ -89,9 +89,10 @@ order by territory_id
 def territories(seeds_dir: Path = SEEDS_DIR):
     """All territories with kind, name, category and population, as an Arrow table.
 
-    Current vintage only. Used by the demo simulator to decide who has an account; the
-    warehouse's own `marts.dim_territories` is built by dbt from the same files with the
-    same rules, for every vintage.
+    Current vintage only (or the vintage folder given). Used by the demo simulator to decide
+    who has an account, before dbt runs; the warehouse's `int_territories` is built by dbt
+    from the same files with the same rules, for every vintage, and
+    tests/test_vintages.py proves both agree on every vintage.
     """
     import duckdb
 
