@@ -49,7 +49,7 @@ def configure(data_dir: Path | None) -> Path:
     """Set the environment every later import reads; returns the data dir."""
     if data_dir is not None:
         os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
-    from .instance import ensure_instance
+    from .defs.instance import ensure_instance
     from .settings import load_settings
 
     settings = load_settings()
@@ -68,11 +68,8 @@ def resolve_range(source: str, first: str | None, last: str | None,
     """The month range of a run, validated (pure: unit-tested)."""
     current = m.current_month(today)
     if source == "graph_api":
-        for given in (first, last):
-            if given and m.parse_month(given) != current:
-                raise ValueError(
-                    f"the Graph API only returns today's figures: it collects into the current "
-                    f"month ({m.month_key(current)}), not {given}")
+        asked = [m.parse_month(given) for given in (first, last) if given]
+        m.require_current_month(asked or [current], today)
         return current, current
     start = m.parse_month(first) if first else m.FIRST_MONTH
     end = m.parse_month(last) if last else m.last_complete_month(today)
@@ -255,7 +252,7 @@ def run(
     full_refresh: Annotated[bool, typer.Option(help="Rebuild the marts over every month.")] = False,
 ) -> None:
     """Collect, load, transform, publish and export every month of the range, as one Dagster run."""
-    from .resources import SOURCES
+    from .defs.resources import SOURCES
 
     if source not in SOURCES:
         _fail(f"unknown source {source!r}: expected one of {', '.join(SOURCES)}")

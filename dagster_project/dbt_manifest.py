@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 from .settings import DBT_PROJECT_DIR, SEEDS_DIR, load_settings
 
@@ -29,6 +31,26 @@ def run_dbt(args: list[str]) -> None:
     result = dbtRunner().invoke([*args, *base])
     if not result.success:
         raise SystemExit(f"dbt {' '.join(args)} failed: {result.exception or 'see the log above'}")
+
+
+def run_dbt_process(args: list[str], *, warehouse: Path, seeds_dir: Path = SEEDS_DIR,
+                    target_dir: Path | None = None) -> None:
+    """dbt in its own process of the project environment, on the warehouse file `warehouse`
+    (it must be named warehouse.duckdb) and the reference CSVs of `seeds_dir`: nothing of
+    this process changes (environment, dbt's global state), and its target folder (default
+    next to the warehouse) is its own. The export tests build their warehouse with it."""
+    warehouse = Path(warehouse)
+    if warehouse.name != "warehouse.duckdb":
+        raise ValueError(f"dbt's profile names the file warehouse.duckdb, not {warehouse.name}")
+    target = Path(target_dir or warehouse.parent / "dbt_target")
+    env = {**os.environ, **dbt_env(), "OBSERVATOIRE_DATA_DIR": str(warehouse.parent),
+           "OBSERVATOIRE_SEEDS_DIR": str(seeds_dir), "DBT_TARGET_PATH": str(target),
+           "DBT_LOG_PATH": str(target / "logs")}
+    cmd = [str(Path(sys.executable).parent / "dbt"), *args, "--project-dir", str(DBT_PROJECT_DIR),
+           "--profiles-dir", str(DBT_PROJECT_DIR)]
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
 
 
 def main(argv: list[str]) -> None:

@@ -11,14 +11,16 @@ warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is "b
 warnings.filterwarnings("ignore", category=PreviewWarning)
 from dagster_dbt import DbtCliResource
 
-from .assets.collect import instagram_snapshots
-from .assets.load import raw_instagram
-from .assets.publish import monthly_exports, published_warehouse
-from .assets.site import public_site
-from .assets.transform import observatoire_dbt
-from .project import dbt_project
-from .resources import default_resource
-from .schedules import jobs, schedules, sensors
+from .defs.assets.collect import instagram_snapshots
+from .defs.assets.load import raw_instagram
+from .defs.assets.publish import monthly_exports, published_warehouse
+from .defs.assets.site import public_site
+from .defs.assets.transform import observatoire_dbt
+from .defs.jobs import jobs
+from .defs.project import dbt_project
+from .defs.resources import default_resource
+from .defs.schedules import schedules
+from .defs.sensors import sensors
 
 defs = Definitions(
     assets=[instagram_snapshots, raw_instagram, observatoire_dbt, published_warehouse,

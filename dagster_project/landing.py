@@ -75,6 +75,11 @@ def iter_month_files(month_dir: Path | str) -> list[Path]:
     return sorted(files, key=lambda p: p.name)
 
 
+def month_files(landing_dir: Path | str, month: dt.date) -> list[Path]:
+    """The landing files of `month` under `landing_dir` (the one month listing)."""
+    return iter_month_files(month_dir(landing_dir, month))
+
+
 # ----------------------------------------------------------------------------- checksums
 
 def _count_lines(chunks: Iterable[bytes]) -> int:

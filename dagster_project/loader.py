@@ -23,8 +23,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import landing
-from . import months as m
-from .registry import RejectedRow, read_registry
+from .landing import month_files
+from .registry import NORMALIZE_HANDLE_SQL, RejectedRow, read_registry
 from .warehouse import connect, record_change
 
 log = logging.getLogger(__name__)
@@ -173,18 +173,11 @@ class LoadResult:
         return sum(x.lines for x in self.months)
 
 
-def month_files(landing_dir: Path, month: dt.date) -> list[Path]:
-    folder = Path(landing_dir) / m.month_key(month)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and landing.is_landing_name(p.name))
-
-
 def _list_new_files(landing_dir: Path, month: dt.date) -> None:
     """Files placed by hand get their manifest line when first met (the sources list
     theirs when they write them). A read-only archive is loaded all the same."""
-    folder = Path(landing_dir) / m.month_key(month)
-    files = month_files(landing_dir, month)
+    folder = landing.month_dir(landing_dir, month)
+    files = landing.iter_month_files(folder)
     if not files:
         return
     listed = landing.read_manifest(folder)
@@ -355,8 +348,21 @@ def _replace_months(con, months, files, file_errors, line_errors, now, close=Fal
 
 
 def _stage_lines(con, files, file_errors, now) -> None:
-    """Validate one chunk of files into slim temp tables (the raw text stays in `_lines`)."""
+    """Validate one chunk of files into slim temp tables (the raw text stays in `_lines`),
+    step by step: each step is one function and builds the temp tables the next reads."""
     con.execute(_MACROS)
+    con.execute(NORMALIZE_HANDLE_SQL)
+    _read_lines(con, files, file_errors)
+    _parse_lines(con)
+    _validate_media(con)
+    _validate_snapshots(con, now)
+    _reject_duplicate_snapshots(con)
+    _reject_media_after_snapshot(con)
+
+
+def _read_lines(con, files, file_errors) -> None:
+    """Read lines: `_files` (one row per file, `fid`), `_file_errors` (unreadable files) and
+    `_lines` (month, file, line number, `lid` key, raw text) without blank lines."""
     con.execute("create or replace temp table _files "
                 "(path varchar, month date, file varchar, bytes bigint, fid bigint)")
     if files:
@@ -386,6 +392,9 @@ def _stage_lines(con, files, file_errors, now) -> None:
         con.execute("create or replace temp table _lines "
                     "(month date, file varchar, line integer, lid bigint, raw varchar)")
 
+
+def _parse_lines(con) -> None:
+    """Parse: `_doc` (one JSON parse per line) and `_parsed` (each field's JSON type and text)."""
     # One JSON parse per line: from_json into a struct whose leaves are raw JSON fragments,
     # so each field's type can still be checked ("15k" is a string, not a count).
     con.execute(f"""
@@ -420,6 +429,11 @@ def _stage_lines(con, files, file_errors, now) -> None:
                {cols}
         from _doc
     """)
+
+
+def _validate_media(con) -> None:
+    """Validate media: `_media` (one row per post of each line, typed) and `_media_problems`
+    (the first problem of each line's posts, if any: it rejects the whole line)."""
     con.execute(f"""
         create or replace temp table _media as
         select lid, t_item,
@@ -465,6 +479,10 @@ def _stage_lines(con, files, file_errors, now) -> None:
         ) where problem is not null
         group by all
     """)
+
+
+def _count_checks_sql() -> str:
+    """The `case` branches for the snapshot counts of an `ok` line: integers, ≥ 0, ≤ 1e9."""
     int_checks = []
     for col in ("followers_count", "follows_count", "media_count"):
         int_checks.append(
@@ -475,14 +493,20 @@ def _stage_lines(con, files, file_errors, now) -> None:
         int_checks.append(
             f"when status = 'ok' and try_cast({col} as double) > {MAX_COUNT} "
             f"then '{col} is absurd (> 1e9): ' || {col}")
-    int_checks_sql = "\n                ".join(int_checks)
+    return "\n                ".join(int_checks)
+
+
+def _validate_snapshots(con, now) -> None:
+    """Validate snapshots: `_checked`, every line with its normalised handle, UTC fetch time
+    and `reason` (NULL: loaded). The first problem found is the reason given."""
+    int_checks_sql = _count_checks_sql()
     con.execute(f"""
         create or replace temp table _checked as
         with ts as (
             select p.*,
                    case when regexp_matches(fetched_at, '{_TZ_RE}')
                         then timezone('UTC', try_cast(fetched_at as timestamptz)) end as fetched_utc,
-                   lower(trim(ltrim(trim(handle), '@'))) as handle_norm
+                   normalize_handle(handle) as handle_norm
             from _parsed p
         )
         select ts.*,
@@ -512,7 +536,10 @@ def _stage_lines(con, files, file_errors, now) -> None:
         from ts left join _media_problems mp using (lid)
             left join _line_errors le using (month, file, line)
     """, {"now": now})
-    # Later copies of the same snapshot (handle, fetched_at) are rejected; the first stays.
+
+
+def _reject_duplicate_snapshots(con) -> None:
+    """Later copies of the same snapshot (handle, fetched_at) are rejected; the first stays."""
     con.execute("""
         update _checked c
         set reason = 'duplicate snapshot of ' || c.handle_norm || ' at '
@@ -528,7 +555,10 @@ def _stage_lines(con, files, file_errors, now) -> None:
         ) d
         where c.lid = d.lid
     """)
-    # Media at most 1 h after the snapshot is clock skew; later is inconsistent data.
+
+
+def _reject_media_after_snapshot(con) -> None:
+    """Media at most 1 h after the snapshot is clock skew; later is inconsistent data."""
     con.execute(f"""
         update _checked c set reason = 'media ' || x.media_id || ' posted at ' || strftime(x.posted_at, '%Y-%m-%dT%H:%M:%SZ') || ' after the snapshot (fetched_at ' || strftime(c.fetched_utc, '%Y-%m-%dT%H:%M:%SZ') || ')'
         from (
@@ -542,6 +572,14 @@ def _stage_lines(con, files, file_errors, now) -> None:
 
 
 def _insert(con, now) -> None:
+    """Insert: the valid snapshots and their posts, the rejected lines, one row per file."""
+    _insert_snapshots(con, now)
+    _insert_media(con)
+    _insert_rejections(con, now)
+
+
+def _insert_snapshots(con, now) -> None:
+    """Valid lines → raw.snapshots (handle normalised, times in UTC, posts counted)."""
     con.execute("""
         insert into raw.snapshots
         select month, file, line, handle_norm, fetched_utc, source, status,
@@ -556,7 +594,11 @@ def _insert(con, now) -> None:
         where reason is null
         order by month, handle_norm, fetched_utc
     """, {"now": now})
-    # The same media twice in a snapshot (pages overlapping) counts once: the first copy.
+
+
+def _insert_media(con) -> None:
+    """Posts of valid lines → raw.media; the same post twice in a snapshot (overlapping
+    pages) counts once: the first copy."""
     # (A hash aggregate finds the rare duplicates; a window over every row costs 3x more.)
     con.execute("""
         create or replace temp table _media_dups as
@@ -573,6 +615,11 @@ def _insert(con, now) -> None:
         left join _media_dups d using (lid, media_id)
         where c.reason is null and (d.keep is null or md.rowid = d.keep)
     """)
+
+
+def _insert_rejections(con, now) -> None:
+    """Rejected lines (verbatim, with the reason) → raw.rejected_lines; unreadable files
+    (line 0) too; one row per file with its counts → raw.load_files."""
     con.execute("""
         insert into raw.rejected_lines
         select c.month, c.file, c.line, c.reason, l.raw, $now

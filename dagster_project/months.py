@@ -49,3 +49,17 @@ def last_complete_month(today: dt.date | None = None) -> dt.date:
 def is_provisional(month: dt.date, today: dt.date | None = None) -> bool:
     """A month's rankings are provisional until the month is over."""
     return month >= current_month(today)
+
+
+def require_current_month(months: list[dt.date], today: dt.date | None = None) -> dt.date:
+    """The Graph API only returns today's figures, so it collects into the current month
+    only: the one check of that rule (CLI, collect asset, collector). Returns the current
+    month when `months` is exactly it; raises ValueError naming both otherwise."""
+    current = current_month(today)
+    asked = sorted({mo.replace(day=1) for mo in months})
+    if asked != [current]:
+        shown = " → ".join(month_key(mo) for mo in (asked[:1] + asked[1:][-1:])) or "no month"
+        raise ValueError(
+            f"the Graph API only returns today's figures: it can only collect the current "
+            f"month ({month_key(current)}), not {shown}")
+    return current

@@ -45,6 +45,13 @@ def territory_ids(seeds_dir: Path = SEEDS_DIR) -> frozenset[str]:
     return frozenset(territory_names(seeds_dir))
 
 
+def scoring_weights(seeds_dir: Path = SEEDS_DIR) -> list[tuple[str, int, str]]:
+    """(kpi, weight, description) of seeds/scoring_weights.csv, in file order (dbt reads
+    the same file through its source `reference.scoring_weights`)."""
+    return [(r["kpi"], int(r["weight"]), r["description"])
+            for r in _rows("scoring_weights.csv", seeds_dir)]
+
+
 TERRITORIES_SQL = """
 with communes as (
     select code, name, code_departement, code_region, try_cast(population as bigint) as population
@@ -82,9 +89,10 @@ order by territory_id
 def territories(seeds_dir: Path = SEEDS_DIR):
     """All territories with kind, name, category and population, as an Arrow table.
 
-    Current vintage only. Used by the demo simulator to decide who has an account; the
-    warehouse's own `marts.dim_territories` is built by dbt from the same files with the
-    same rules, for every vintage.
+    Current vintage only (or the vintage folder given). Used by the demo simulator to decide
+    who has an account, before dbt runs; the warehouse's `int_territories` is built by dbt
+    from the same files with the same rules, for every vintage, and
+    tests/test_vintages.py proves both agree on every vintage.
     """
     import duckdb
 

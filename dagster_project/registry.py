@@ -53,6 +53,22 @@ def normalize_handle(text: str) -> str:
     return text.removeprefix("@").lower()
 
 
+# The same rule in DuckDB SQL, for the loader (landing lines are normalised in bulk):
+# Python's str.strip() whitespace, the same URL pattern (RE2 accepts this syntax), one
+# leading '@', lower() (DuckDB lowers U+0130 'İ' to 'i', Python to 'i' + U+0307: replaced
+# first). tests/test_registry.py proves both agree on thousands of inputs.
+_PY_WHITESPACE_RE2 = (r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+                      r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}")
+_SQL_STRIP = f"'^[{_PY_WHITESPACE_RE2}]+|[{_PY_WHITESPACE_RE2}]+$', '', 'g'"
+NORMALIZE_HANDLE_SQL = f"""
+create or replace temp macro normalize_handle(h) as lower(replace(regexp_replace(
+    regexp_replace(
+        regexp_replace(regexp_replace(h, {_SQL_STRIP}), '{_INSTAGRAM_URL_RE.pattern}', '\\1', 'i'),
+        {_SQL_STRIP}),
+    '^@', ''), chr(304), 'i' || chr(775)));
+"""
+
+
 def is_valid_handle(handle: str) -> bool:
     return bool(HANDLE_RE.match(handle or ""))
 

@@ -23,13 +23,19 @@ MEMORY_LIMIT = os.environ.get("OBSERVATOIRE_DUCKDB_MEMORY", "1GB")
 
 @contextlib.contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection closed on exit (never keep one across steps). Read-only: the file must
+    exist (FileNotFoundError otherwise), and it opens with DuckDB's default configuration,
+    so it can share the file with any other reader of the same process."""
     path = Path(path)
-    if not read_only:
+    if read_only:
+        if not path.is_file():
+            raise FileNotFoundError(f"warehouse not found: {path}")
+        con = duckdb.connect(str(path), read_only=True)
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
-    # A bounded buffer pool keeps the pipeline under its memory budget (DuckDB spills to
-    # disk beyond it); the default would be 80 % of the machine's RAM.
-    con = duckdb.connect(str(path), read_only=read_only,
-                         config={"memory_limit": MEMORY_LIMIT})
+        # A bounded buffer pool keeps the pipeline under its memory budget (DuckDB spills
+        # to disk beyond it); the default would be 80 % of the machine's RAM.
+        con = duckdb.connect(str(path), config={"memory_limit": MEMORY_LIMIT})
     try:
         con.execute("set TimeZone = 'UTC'")
         yield con

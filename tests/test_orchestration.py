@@ -11,15 +11,11 @@ from dagster import (
     build_sensor_context,
 )
 
-from dagster_project.assets.transform import dbt_build_args, month_env
 from dagster_project.definitions import defs
-from dagster_project.instance import ensure_instance
-from dagster_project.schedules import (
-    graph_api_collection,
-    landing_files_sensor,
-    landing_state,
-    monthly_publication,
-)
+from dagster_project.defs.assets.transform import dbt_build_args, month_env
+from dagster_project.defs.instance import ensure_instance
+from dagster_project.defs.schedules import graph_api_collection, monthly_publication
+from dagster_project.defs.sensors import landing_files_sensor, landing_state
 
 
 def test_dbt_args_and_month_env():

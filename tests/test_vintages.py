@@ -95,3 +95,29 @@ def test_landing_run_over_a_range_with_empty_months(demo_run, tmp_path):
     months = q(data / "warehouse.duckdb",
                "select distinct month from marts.fct_monthly_rankings order by 1")
     assert [str(m) for (m,) in months] == ["2021-06-01", "2021-08-01"]
+
+
+@pytest.mark.slow
+def test_simulator_categories_agree_with_dbt_on_every_vintage(demo_run):
+    """The territory categories are derived twice: by dbt (`int_territories`, what is
+    ranked) and by `reference.TERRITORIES_SQL` (the demo simulator's choice of who has an
+    account, before dbt runs). Both must give the same kind, name, category and population
+    for every territory of every vintage: seeds/vintages/<year>/ and the current seeds/."""
+    from dagster_project.reference import territories
+
+    current = max(int(v) for (v,) in q(demo_run / "warehouse.duckdb",
+                                        "select vintage from intermediate.int_territories"))
+    checked = 0
+    for vintage, folder in vintage_dirs(SEEDS):
+        vintage = vintage or current
+        python = territories.__wrapped__(folder)
+        ours = sorted(zip(*(python.column(c).to_pylist()
+                            for c in ("territory_id", "kind", "name", "category", "population"))))
+        dbt = sorted(q(demo_run / "warehouse.duckdb", """
+            select territory_id, kind, name, category, population
+            from intermediate.int_territories where vintage = ?""", [vintage]))
+        assert len(ours) == len(dbt) > 30_000, vintage
+        diff = sorted(set(ours) ^ set(dbt))
+        assert diff == [], (vintage, diff[:10])
+        checked += 1
+    assert checked == len(vintage_dirs(SEEDS)) >= 8

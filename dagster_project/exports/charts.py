@@ -25,16 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from .csv_export import (
-    FILE_MODE,
-    FR_MONTHS_SHORT,
-    connect,
-    evolution,
-    first_of_month,
-    month_label_fr,
-    read_categories,
-    read_rankings,
-)
+from .csv_export import FILE_MODE
+from .formatting import FR_MONTHS_SHORT, evolution, first_of_month, month_label_fr
+from .month_data import connect, read_categories, read_rankings
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 675, 100
 FONT = {"font.family": "DejaVu Sans", "font.sans-serif": ["DejaVu Sans"],
@@ -251,31 +244,7 @@ def build_territory_figure(name: str, subtitle: str, series: list[dict[str, Any]
         ax_f.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _fr_int(v)))
         ax_f.tick_params(labelbottom=False)
 
-        rx = [m for m, s in zip(months, series) if s.get("rank") is not None]
-        ry = [s["rank"] for s in series if s.get("rank") is not None]
-        top_n = next((s["top_n"] for s in series if s.get("top_n")), None)
-        if rx:
-            ax_r.plot(rx, ry, color=BAR_TOP, linewidth=2.2, marker="o", markersize=4,
-                      zorder=3)
-            if len(rx) <= 24:
-                for x, y in zip(rx, ry):
-                    ax_r.annotate(f"{y}", (x, y), textcoords="offset points", xytext=(0, 7),
-                                  ha="center", fontsize=9.5, color=BAR_TOP)
-            ymax = max(max(ry), top_n or 0) + 1
-            ax_r.set_ylim(ymax, 0.5)
-            if top_n and top_n <= ymax:
-                ax_r.axhline(top_n + 0.5, color=DOWN, linestyle="--", linewidth=1, zorder=2)
-                ax_r.text(1.0, top_n + 0.5, f"limite du Top {top_n}",
-                          transform=ax_r.get_yaxis_transform(), ha="right", va="bottom",
-                          fontsize=9.5, color=DOWN)
-        else:
-            ax_r.text(0.5, 0.5, "jamais classé", fontsize=14, color=MUTED, ha="center",
-                      va="center", transform=ax_r.transAxes)
-        if rx:
-            ytop = int(ax_r.get_ylim()[0])
-            step = next((k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-                         if ytop / k <= 6), 5000)
-            ax_r.set_yticks(sorted({1, *range(step, ytop + 1, step)}))
+        _plot_ranks(ax_r, months, series)
         ax_r.set_ylabel("rang (1 = premier)", color=MUTED, fontsize=11)
         span = (months[-1].year - months[0].year) * 12 + months[-1].month - months[0].month + 1
         step = next((k for k in (1, 2, 3, 6, 12, 24, 60) if span / k <= 10), 120)
@@ -289,6 +258,34 @@ def build_territory_figure(name: str, subtitle: str, series: list[dict[str, Any]
         ax_r.set_xlim(months[0] - pad, months[-1] + pad)
         return fig
 
+def _plot_ranks(ax_r, months: list[dt.datetime], series: list[dict[str, Any]]) -> None:
+    """The rank curve (rank 1 on top), its labels, the Top N line and the rank ticks."""
+    rx = [m for m, s in zip(months, series) if s.get("rank") is not None]
+    ry = [s["rank"] for s in series if s.get("rank") is not None]
+    top_n = next((s["top_n"] for s in series if s.get("top_n")), None)
+    if rx:
+        ax_r.plot(rx, ry, color=BAR_TOP, linewidth=2.2, marker="o", markersize=4,
+                  zorder=3)
+        if len(rx) <= 24:
+            for x, y in zip(rx, ry):
+                ax_r.annotate(f"{y}", (x, y), textcoords="offset points", xytext=(0, 7),
+                              ha="center", fontsize=9.5, color=BAR_TOP)
+        ymax = max(max(ry), top_n or 0) + 1
+        ax_r.set_ylim(ymax, 0.5)
+        if top_n and top_n <= ymax:
+            ax_r.axhline(top_n + 0.5, color=DOWN, linestyle="--", linewidth=1, zorder=2)
+            ax_r.text(1.0, top_n + 0.5, f"limite du Top {top_n}",
+                      transform=ax_r.get_yaxis_transform(), ha="right", va="bottom",
+                      fontsize=9.5, color=DOWN)
+    else:
+        ax_r.text(0.5, 0.5, "jamais classé", fontsize=14, color=MUTED, ha="center",
+                  va="center", transform=ax_r.transAxes)
+    if rx:
+        ytop = int(ax_r.get_ylim()[0])
+        step = next((k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+                     if ytop / k <= 6), 5000)
+        ax_r.set_yticks(sorted({1, *range(step, ytop + 1, step)}))
+
 
 def territory_chart(warehouse: Path, territory_id: str, out_path: Path) -> Path:
     """Followers and rank of one territory's account, month by month, as a 1200×675 PNG."""
@@ -297,10 +294,8 @@ def territory_chart(warehouse: Path, territory_id: str, out_path: Path) -> Path:
             """select t.name, t.category, c.label from marts.dim_territories t
                left join marts.dim_categories c on c.category = t.category
                where t.territory_id = ?
-               order by {order}
-               limit 1""".format(order="t.vintage desc" if "vintage" in {
-                   r[0] for r in con.execute("describe marts.dim_territories").fetchall()}
-                   else "t.territory_id"), [territory_id]).fetchone()
+               order by t.vintage desc
+               limit 1""", [territory_id]).fetchone()
         if terr is None:
             raise ValueError(f"unknown territory {territory_id!r} (expected e.g. "
                              "'departement:32', 'commune:37261')")

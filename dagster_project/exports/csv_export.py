@@ -6,8 +6,8 @@
     <exports_dir>/<YYYY-MM>/alertes.csv      accounts that could not be ranked this month
     <exports_dir>/<YYYY-MM>/LISEZMOI.txt     methodology, sources, dates, demo notice
 
-This module also holds the warehouse readers and French formatting helpers that the
-chart and report modules share. The warehouse is opened read-only, inside each call.
+Reading the month is `month_data.py`, the LISEZMOI text `lisezmoi.py` (a Jinja2 template),
+the French formatting `formatting.py`, the words `texts.py`.
 
 Formatting decisions (documented to journalists in LISEZMOI.txt):
 - `compte` holds the bare handle, without `@` (`gersledepartement`): an `@` first would
@@ -32,9 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from ..landing import fsync_dir as _fsync_dir
+from ..months import month_key
+from .formatting import (
+    evolution,
+    first_of_month,
+    fmt_decimal,
+    fmt_int,
+    neutralise,
+)
+from .lisezmoi import readme_text
+from .month_data import months_with_data, read_month
+from .texts import ALERT_WORDING
 
 # ---------------------------------------------------------------- dialects
 
@@ -77,308 +86,8 @@ RANKING_HEADERS = ["rang", "évolution", "territoire", "code", "compte", "abonn�
                    "portée (%)", "score", "données"]
 ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détail",
                  "dernier mois classé", "dernier rang", "données"]
-ALERT_WORDING = {"unavailable": "compte indisponible", "no_snapshot": "aucun relevé",
-                 "account_changed": "compte changé (autre identifiant Instagram)",
-                 "territory_inactive": "territoire absent du millésime (non classé)"}
-SOURCE_WORDING = {
-    "graph_api": "API Graph d'Instagram (business_discovery : données publiques des "
-                 "comptes professionnels et créateurs)",
-    "demo": "données simulées (démo) — aucun appel à Instagram",
-    "import": "relevés importés (format business_discovery de l'API Graph d'Instagram)",
-}
-REFERENCE_DATA = ("Code officiel géographique (COG) 2026 de l'INSEE, via le paquet npm "
-                  "@etalab/decoupage-administratif 6.0.0 (Etalab), Licence Ouverte 2.0 ; "
-                  "population municipale")
-
-
-def reference_data(vintage: int | None, package_version: str | None) -> str:
-    """The reference line of a month's files: the vintage (millésime) it was ranked with."""
-    if vintage is None or package_version is None:
-        return REFERENCE_DATA
-    # The package has no communes 2020: its 2020 version pairs the EPCI 2020 with the
-    # communes (and populations) 2019.
-    cog = (f"EPCI {vintage} et communes {vintage - 1} du Code officiel géographique (COG)"
-           if vintage == 2020 else f"Code officiel géographique (COG) {vintage}")
-    return (f"millésime {vintage} : {cog} de l'INSEE, via le paquet npm "
-            f"@etalab/decoupage-administratif {package_version} (Etalab), Licence Ouverte 2.0 ; "
-            "population municipale de ce millésime")
-
-
-def territories_in_force(con: duckdb.DuckDBPyConnection, month_expr: str) -> str:
-    """SQL join condition (alias t) selecting the dim_territories row in force in the month."""
-    if "valid_from" in _columns(con, "marts.dim_territories"):
-        return (f" and {month_expr} between t.valid_from "
-                "and coalesce(t.valid_to, date '9999-12-01')")
-    return ""   # a warehouse from before vintages: one row per territory
-DEMO_NOTICE = "DONNÉES SIMULÉES (démo) : ces chiffres ne décrivent pas les comptes réels"
-WEIGHTS_TEXT = [  # docs/methodologie.md, default weights
-    ("taux d'engagement", 5,
-     ("(mentions J'aime + commentaires) des publications des 30 jours précédant le relevé "
-     "÷ (nombre de ces publications × abonnés)")),
-    ("portée", 4, "abonnés ÷ population municipale du territoire"),
-    ("publications par jour", 3, "publications des 30 jours précédant le relevé ÷ 30"),
-    ("abonnés", 2, "nombre d'abonnés au relevé"),
-    ("ratio abonnés / abonnements", 1, "abonnés ÷ nombre de comptes suivis (au moins 1)"),
-]
-
-FR_MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-             "septembre", "octobre", "novembre", "décembre"]
-FR_MONTHS_SHORT = ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août",
-                   "sept.", "oct.", "nov.", "déc."]
 
 DIR_MODE, FILE_MODE = 0o755, 0o644     # mkdtemp/mkstemp would leave 0700/0600
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-STABLE = "stable"   # évolution of an unchanged rank: a word, no formula guard needed
-
-
-# ---------------------------------------------------------------- small helpers
-
-def month_key(month: dt.date) -> str:
-    return f"{month.year:04d}-{month.month:02d}"
-
-
-def month_label_fr(month: dt.date) -> str:
-    """date(2021, 7, 1) → 'juillet 2021'."""
-    return f"{FR_MONTHS[month.month - 1]} {month.year}"
-
-
-def first_of_month(month: dt.date | dt.datetime | str) -> dt.date:
-    if isinstance(month, str):
-        month = dt.date.fromisoformat(month + "-01" if len(month) == 7 else month)
-    if isinstance(month, dt.datetime):
-        month = month.date()
-    return month.replace(day=1)
-
-
-def neutralise(text: str | None) -> str:
-    """Guard a text cell against spreadsheet formula injection (prefix `'`)."""
-    if text is None:
-        return ""
-    text = str(text)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-def evolution(rank_change: int | None, is_new_entry: bool | None) -> str:
-    """How a journalist reads a movement: '▲ 3', '▼ 2', 'stable', 'nouveau'."""
-    if is_new_entry:
-        return "nouveau"
-    if rank_change is None:
-        return ""
-    if rank_change > 0:
-        return f"▲ {rank_change}"
-    if rank_change < 0:
-        return f"▼ {-rank_change}"
-    return STABLE
-
-
-def fmt_decimal(value: float | None, decimals: int, decimal_sep: str = ".",
-                scale: float = 1.0) -> str:
-    """Fixed decimals, no thousands separator; '' for null; never '-0.00'."""
-    if value is None:
-        return ""
-    text = f"{value * scale:.{decimals}f}"
-    if text.startswith("-") and float(text) == 0:
-        text = text[1:]
-    return text.replace(".", decimal_sep)
-
-
-def fmt_int(value: int | None) -> str:
-    return "" if value is None else str(int(value))
-
-
-def territory_code(territory_id: str, code: str | None) -> str:
-    return code or territory_id.split(":", 1)[-1]
-
-
-def _utc(ts: Any) -> dt.datetime | None:
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=dt.UTC)
-    return ts.astimezone(dt.UTC)
-
-
-# ---------------------------------------------------------------- warehouse readers
-
-@contextlib.contextmanager
-def connect(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Read-only connection, closed on exit (never keep one across calls)."""
-    warehouse = Path(warehouse)
-    if not warehouse.is_file():
-        raise FileNotFoundError(f"warehouse not found: {warehouse}")
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    schema, name = table.split(".")
-    rows = con.execute("""select column_name from information_schema.columns
-                          where table_schema = ? and table_name = ?""",
-                       [schema, name]).fetchall()
-    return {r[0] for r in rows}
-
-
-def read_categories(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    return _dicts(con.execute("""select category, label, top_n, sort_order
-                                 from marts.dim_categories order by sort_order, category"""))
-
-
-def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
-                  category: str | None = None, top_only: bool = True,
-                  max_rank: int | None = None) -> list[dict[str, Any]]:
-    """Ranked rows of a month (Top N only by default), with the territory code."""
-    where = ["r.month = ?"]
-    params: list[Any] = [month]
-    if category is not None:
-        where.append("r.category = ?")
-        params.append(category)
-    if top_only:
-        where.append("r.in_top_n")
-    if max_rank is not None:
-        where.append("r.rank <= ?")
-        params.append(max_rank)
-    in_force = territories_in_force(con, "r.month")
-    sql = f"""
-        select r.*, t.code as territory_code, c.label as category_label,
-               c.sort_order as category_order
-        from marts.fct_monthly_rankings r
-        left join marts.dim_territories t on t.territory_id = r.territory_id{in_force}
-        left join marts.dim_categories c on c.category = r.category
-        where {' and '.join(where)}
-        order by c.sort_order, r.category, r.rank
-    """
-    rows = _dicts(con.execute(sql, params))
-    for row in rows:
-        row["code"] = territory_code(row["territory_id"], row.get("territory_code"))
-        if "snapshot_at" in row:
-            row["snapshot_at"] = _utc(row["snapshot_at"])
-    return rows
-
-
-def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str, Any]]:
-    """Alerts of a month, with names, labels and the last month the account was ranked."""
-    cols = _columns(con, "marts.account_alerts")
-    name = "coalesce(a.territory_name, t.name)" if "territory_name" in cols else "t.name"
-    cat = "coalesce(a.category, t.category)" if "category" in cols else "t.category"
-    demo = "coalesce(a.is_demo, false)" if "is_demo" in cols else "false"
-    # Last ranked month/rank: the table's values when it has them, else computed here.
-    last = """(select max(r.month) from marts.fct_monthly_rankings r
-               where r.territory_id = a.territory_id and r.month < a.month)"""
-    last_rank = """(select r.rank from marts.fct_monthly_rankings r
-                    where r.territory_id = a.territory_id and r.month < a.month
-                    order by r.month desc limit 1)"""
-    if "last_ranked_month" in cols:
-        last = f"coalesce(a.last_ranked_month, {last})"
-    if "last_rank" in cols:
-        last_rank = f"coalesce(a.last_rank, {last_rank})"
-    in_force = territories_in_force(con, "a.month")
-    sql = f"""
-        select a.territory_id, {name} as territory_name, {cat} as category,
-               c.label as category_label, t.code as territory_code, a.handle, a.alert,
-               a.detail, {last} as last_ranked_month, {last_rank} as last_rank,
-               {demo} as is_demo
-        from marts.account_alerts a
-        left join marts.dim_territories t on t.territory_id = a.territory_id{in_force}
-        left join marts.dim_categories c on c.category = {cat}
-        where a.month = ?
-        order by c.sort_order nulls last, territory_name, a.territory_id
-    """
-    rows = _dicts(con.execute(sql, [month]))
-    for row in rows:
-        row["code"] = territory_code(row["territory_id"], row.get("territory_code"))
-    return rows
-
-
-@dataclass
-class MonthData:
-    """Everything the exports of one month need, read in one short connection."""
-    month: dt.date
-    categories: list[dict[str, Any]]
-    rankings: dict[str, list[dict[str, Any]]]   # category → Top N rows by rank
-    ranked_counts: dict[str, int]               # category → ranked accounts (all ranks)
-    alerts: list[dict[str, Any]]
-    snapshot_min: dt.datetime | None
-    snapshot_max: dt.datetime | None
-    provisional: bool
-    sources: list[str]
-    vintage: int | None = None            # reference vintage the month was ranked with
-    package_version: str | None = None
-
-    @property
-    def reference_data(self) -> str:
-        return reference_data(self.vintage, self.package_version)
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return [r for c in self.categories for r in self.rankings[c["category"]]]
-
-    @property
-    def demo_rows(self) -> int:
-        return sum(bool(r["is_demo"]) for r in self.rows) + sum(
-            bool(a["is_demo"]) for a in self.alerts)
-
-    @property
-    def is_demo(self) -> bool:
-        return self.demo_rows > 0
-
-    @property
-    def demo_categories(self) -> list[str]:
-        return [c["label"] for c in self.categories
-                if any(r["is_demo"] for r in self.rankings[c["category"]])]
-
-    @property
-    def exported_rows(self) -> int:
-        return len(self.rows) + len(self.alerts)
-
-
-def read_month(warehouse: Path, month: dt.date) -> MonthData:
-    month = first_of_month(month)
-    with connect(warehouse) as con:
-        categories = read_categories(con)
-        rows = read_rankings(con, month, top_only=True)
-        counts = dict(con.execute("""select category, count(*) from marts.fct_monthly_rankings
-                                     where month = ? group by category""", [month]).fetchall())
-        alerts = read_alerts(con, month)
-        cols = _columns(con, "marts.fct_monthly_rankings")
-        snap_min = snap_max = None
-        if "snapshot_at" in cols:
-            snap_min, snap_max = con.execute(
-                """select min(snapshot_at), max(snapshot_at) from marts.fct_monthly_rankings
-                   where month = ?""", [month]).fetchone()
-        provisional = bool(con.execute(
-            """select coalesce(bool_or(is_provisional), false)
-               from marts.fct_monthly_rankings where month = ?""", [month]).fetchone()[0])
-        sources = []
-        if "source" in cols:
-            sources = [r[0] for r in con.execute(
-                """select distinct source from marts.fct_monthly_rankings
-                   where month = ? and source is not null order by 1""", [month]).fetchall()]
-        vintage = version = None
-        if "valid_from" in _columns(con, "marts.dim_territories"):
-            vintage, version = con.execute(
-                """select max(vintage), max(package_version) from marts.dim_territories
-                   where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
-                [month]).fetchone()
-    by_cat: dict[str, list[dict[str, Any]]] = {c["category"]: [] for c in categories}
-    for row in rows:
-        by_cat.setdefault(row["category"], []).append(row)
-    known = {c["category"] for c in categories}
-    for extra in sorted(set(by_cat) - known):     # a category missing from dim_categories
-        categories.append({"category": extra, "label": extra, "top_n": None,
-                           "sort_order": 10_000})
-    return MonthData(month=month, categories=categories, rankings=by_cat,
-                     ranked_counts={k: int(v) for k, v in counts.items()}, alerts=alerts,
-                     snapshot_min=_utc(snap_min), snapshot_max=_utc(snap_max),
-                     provisional=provisional, sources=sources, vintage=vintage,
-                     package_version=version)
 
 
 # ---------------------------------------------------------------- CSV rows
@@ -423,94 +132,6 @@ def _write_csv(path: Path, dialect: ExportDialect, header: list[str],
                             quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         writer.writerow(header)
         writer.writerows(records)
-
-
-# ---------------------------------------------------------------- LISEZMOI
-
-def _fmt_ts(ts: dt.datetime | None) -> str:
-    return ts.strftime("%d/%m/%Y %H:%M UTC") if ts else "—"
-
-
-def readme_text(data: MonthData, dialect: ExportDialect, exported_at: dt.datetime,
-                files: list[tuple[str, str]]) -> str:
-    label = month_label_fr(data.month)
-    lines: list[str] = []
-    title = f"OBSERVATOIRE — Classements Instagram des collectivités — {label}"
-    lines += [title, "=" * len(title), ""]
-    if data.is_demo:
-        bar = "!" * (len(DEMO_NOTICE) + 8)
-        lines += [bar, f"!!! {DEMO_NOTICE} !!!", bar]
-        real = data.exported_rows - data.demo_rows
-        lines.append(f"Lignes simulées : {data.demo_rows} sur {data.exported_rows}"
-                     + (f" ({real} lignes réelles)." if real else " (toutes)."))
-        if data.demo_categories:
-            lines.append("Catégories concernées : " + ", ".join(data.demo_categories) + ".")
-        lines += ["La colonne « données » indique « démo » ou « réelles » pour chaque ligne.",
-                  ""]
-    if data.provisional:
-        lines += [(f"CLASSEMENT PROVISOIRE : le mois de {label} n'est pas terminé ; les "
-                  "chiffres changeront avec les prochains relevés."), ""]
-    else:
-        lines += [f"Classement définitif du mois de {label}.", ""]
-    lines += [
-        f"Relevés utilisés : du {_fmt_ts(data.snapshot_min)} au {_fmt_ts(data.snapshot_max)}",
-        f"Export réalisé le : {_fmt_ts(exported_at)}",
-        f"Format des fichiers CSV : {dialect.name} — {dialect.description}.",
-        "",
-        "FICHIERS",
-    ]
-    lines += [f"- {name} : {what}" for name, what in files]
-    lines += [
-        "",
-        "MÉTHODE (v1)",
-        ("Chaque compte est évalué sur son relevé de référence : le dernier relevé réussi du "
-        "mois. Sans relevé réussi, il n'est pas classé et figure dans alertes.csv."),
-        "Cinq indicateurs, pondérés 5, 4, 3, 2 et 1 :",
-    ]
-    lines += [f"  {i}. {name} (poids {w}) = {how}"
-              for i, (name, w, how) in enumerate(WEIGHTS_TEXT, 1)]
-    lines += [
-        ("Dans chaque catégorie, chaque indicateur est normalisé par son rang centile "
-        "(percent_rank : (rang − 1) ÷ (nombre de comptes − 1), de 0 à 1, les ex aequo "
-        "partageant le rang le plus bas)."),
-        ("Score = 100 × moyenne pondérée des cinq rangs centiles (0 à 100), arrondi à 6 "
-        "décimales. Classement par score décroissant ; à score égal, le compte qui a le plus "
-        "d'abonnés passe devant, puis l'ordre du code du territoire."),
-        ("Un territoire sans population connue n'est pas classé. Les fichiers donnent le "
-        "Top 50 de chaque catégorie (Top 20 pour les grandes villes)."),
-        "",
-        "COLONNES",
-        "- rang : place dans la catégorie ce mois-ci.",
-        ("- évolution : « ▲ 3 » = gagne 3 places depuis le mois précédent, « ▼ 2 » = en perd "
-        "2, « stable » = même rang, « nouveau » = non classé le mois précédent."),
-        ("- territoire, code : nom et code officiel (code INSEE de la commune, du département "
-        "ou de la région ; SIREN de l'intercommunalité). Le code est un texte : un tableur "
-        "qui l'ouvre par double-clic peut effacer le zéro initial (09 → 9, 06083 → 6083) ; "
-        "pour le garder, importez cette colonne au format Texte."),
-        ("- compte : identifiant Instagram, sans « @ » (volontairement : un « @ » en début de "
-        "cellule serait pris pour une formule). Pour le citer, ajoutez « @ » ; profil : "
-        "https://www.instagram.com/<compte>/"),
-        ("- abonnés : nombre d'abonnés au relevé ; croissance abonnés : différence avec le "
-        "relevé de référence du mois précédent (vide s'il n'y en a pas)."),
-        ("- taux d'engagement (%) et portée (%) : en pourcentage (5,00 = 5 %) ; "
-        "publications/jour ; score sur 100."),
-        "- données : « réelles » (relevés Instagram) ou « démo » (simulées).",
-        ("- alertes.csv : « compte indisponible » = le dernier relevé du mois a échoué "
-        "(compte supprimé, renommé ou non professionnel) ; « aucun relevé » = aucun relevé "
-        "ce mois-ci ; dernier mois classé (AAAA-MM) et dernier rang obtenu."),
-        "",
-        "PROTECTION DES TABLEURS",
-        ("Toute cellule de texte commençant par =, +, -, @, une tabulation ou un retour "
-        "chariot est précédée d'une apostrophe (') pour qu'aucun tableur ne l'exécute comme "
-        "une formule (ex. « '=HYPERLINK(...) », « '+33 Ville »). Les nombres ne sont "
-        "pas modifiés (une croissance de -12 reste le nombre -12)."),
-        "",
-        "SOURCES",
-    ]
-    srcs = data.sources or ["graph_api"]
-    lines += [f"- Données Instagram : {SOURCE_WORDING.get(s, s)}" for s in srcs]
-    lines += [f"- Référentiel territorial : {data.reference_data}.", ""]
-    return "\r\n".join(lines) + "\r\n"
 
 
 # ---------------------------------------------------------------- atomic folder swap
@@ -579,21 +200,7 @@ def _fsync_tree(folder: Path) -> None:
     _fsync_dir(folder)
 
 
-
-
 # ---------------------------------------------------------------- entry point
-
-def months_with_data(warehouse: Path, months: list[dt.date]) -> list[dt.date]:
-    """The months of `months` that have rankings or alerts (the others cannot be exported)."""
-    if not months:
-        return []
-    with connect(warehouse) as con:
-        found = {first_of_month(r[0]) for r in con.execute(
-            """select distinct month from marts.fct_monthly_rankings where month between ? and ?
-               union select distinct month from marts.account_alerts where month between ? and ?""",
-            [min(months), max(months)] * 2).fetchall()}
-    return [mo for mo in months if first_of_month(mo) in found]
-
 
 def export_month(warehouse: Path, month: dt.date, exports_dir: Path,
                  dialect: str = "excel-fr") -> list[Path]:
@@ -636,3 +243,8 @@ def export_month(warehouse: Path, month: dt.date, exports_dir: Path,
 
     replace_dir_atomically(final, build)
     return [final / n for n in names]
+
+
+__all__ = ["DIALECTS", "ExportDialect", "alert_record", "evolution", "export_month",
+           "first_of_month", "get_dialect", "months_with_data", "neutralise", "ranking_record",
+           "read_month", "readme_text", "replace_dir_atomically"]

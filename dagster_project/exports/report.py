@@ -17,23 +17,18 @@ from typing import Any
 
 import jinja2
 
+from ..months import month_key
 from .charts import render_top10_png
-from .csv_export import (
+from .csv_export import FILE_MODE
+from .formatting import STABLE, evolution, first_of_month, fmt_decimal, month_label_fr
+from .month_data import MonthData, connect, read_month, read_rankings
+from .texts import (
     ALERT_WORDING,
     DEMO_NOTICE,
-    FILE_MODE,
     SOURCE_WORDING,
-    STABLE,
-    WEIGHTS_TEXT,
-    MonthData,
-    connect,
-    evolution,
-    first_of_month,
-    fmt_decimal,
-    month_key,
-    month_label_fr,
-    read_month,
-    read_rankings,
+    count_word,
+    top_n_text,
+    weights_text,
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -113,7 +108,9 @@ def build_context(warehouse: Path, month: dt.date) -> dict[str, Any]:
         "month": month, "month_key": month_key(month), "month_label": month_label_fr(month),
         "data": data, "sections": sections, "movers": _movers(all_rows),
         "alerts": data.alerts, "alert_wording": ALERT_WORDING,
-        "demo_notice": DEMO_NOTICE, "weights": WEIGHTS_TEXT,
+        "demo_notice": DEMO_NOTICE, "weights": weights_text(),
+        "kpi_count": count_word(len(weights_text())),
+        "top_n": top_n_text(data.categories, "par catégorie"),
         "sources": [SOURCE_WORDING.get(s, s) for s in (data.sources or ["graph_api"])],
         "reference_data": data.reference_data,
         "generated_at": dt.datetime.now(dt.UTC),

@@ -28,14 +28,9 @@ from typing import Any
 
 import jinja2
 
-from ..exports.csv_export import (
-    ALERT_WORDING,
-    REFERENCE_DATA,
-    WEIGHTS_TEXT,
-    evolution,
-    month_key,
-    month_label_fr,
-)
+from ..exports.formatting import evolution, month_label_fr
+from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_text
+from ..months import month_key
 from ..warehouse import connect
 from .data import SiteData, read_site_data, slug
 from .svg import line_chart
@@ -114,15 +109,16 @@ def method_html(doc: Path = METHOD_DOC) -> str:
         html = markdown.markdown(doc.read_text(encoding="utf-8"), extensions=["tables"])
         html = re.sub(r'<a href="(?!https?://|#)[^"]*">(.*?)</a>', r"\1", html, flags=re.DOTALL)
         return re.sub(r"<img [^>]*>", "", html)
+    weights = weights_text()
     items = "".join(f"<li><strong>{name}</strong> (poids {w}) : {text}.</li>"
-                    for name, w, text in WEIGHTS_TEXT)
+                    for name, w, text in weights)
     return f"""<h1>Méthode</h1>
 <p>Chaque mois, chaque compte Instagram enregistré d'une collectivité est relevé ; le relevé de
 référence est le dernier relevé réussi du mois. Un compte sans relevé réussi n'est pas classé et
 fait l'objet d'une alerte. Les comptes sont classés au sein de leur catégorie (régions,
 départements, métropoles, communautés d'agglomération, communautés de communes, grandes villes,
 villes moyennes, petites villes).</p>
-<p>Cinq indicateurs sont calculés, puis convertis en rang centile (0 à 1) au sein de la
+<p>{count_word(len(weights)).capitalize()} indicateurs sont calculés, puis convertis en rang centile (0 à 1) au sein de la
 catégorie :</p><ul>{items}</ul>
 <p>Le score (0 à 100) est la moyenne pondérée de ces rangs centiles, arrondie à six décimales.
 À score égal, le compte qui a le plus d'abonnés passe devant, puis l'ordre des codes.

@@ -148,12 +148,42 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
         terr.column("name").to_pylist(), terr.column("population").to_pylist())}
     accounts = sorted(accounts, key=lambda a: a.territory_id)
     n = len(accounts)
-    cat = np.array([info[a.territory_id][0] for a in accounts])
-    pop = np.array([float(info[a.territory_id][2] or 0) for a in accounts])
-    # Account parameters: drawn for every account from the seed and its territory_id
-    # order, independent of the requested months.
+    # Account parameters and the whole grid are drawn for every account from the seed and
+    # its territory_id order, independent of the requested months.
     rng = np.random.default_rng([seed, 2])
     T = _month_index(m.current_month(now.date())) + 1          # months simulated
+    params = _account_params(accounts, info, rng, T)
+    grid = _month_grid(params, rng, T)
+    wanted = np.array([_month_index(x) for x in months])
+    wanted = wanted[(wanted >= 0) & (wanted < T)]
+    if len(wanted) == 0:
+        return SimResult(len(months), n, 0, 0, [])
+    snaps = _snapshots(grid, wanted, T, now)
+    handles = np.array([a.handle for a in accounts], dtype=object)
+    names = np.array([info[a.territory_id][1] for a in accounts], dtype=object)
+    files, n_media = _write_chunks(snaps, grid, params.er, handles, names, seed, landing_dir)
+    return SimResult(len(wanted), n, len(snaps.acc), n_media, sorted(files))
+
+
+@dataclass
+class _Params:
+    """One value per account (arrays of length n)."""
+    er: np.ndarray          # engagement rate per post
+    f_final: np.ndarray     # followers reached at the end of the simulation
+    follows: np.ndarray
+    ppd: np.ndarray         # posts per day
+    created: np.ndarray     # creation month index (negative: before 2017-10)
+    death: np.ndarray       # first month answered not_found (10 000: never)
+    nb_start: np.ndarray    # first month of a spell as a non-business account
+    nb_len: np.ndarray
+
+
+def _account_params(accounts: list[Account], info: dict, rng: np.random.Generator,
+                    T: int) -> _Params:
+    """Each account's parameters, drawn from its category's PROFILE (in a fixed draw order)."""
+    n = len(accounts)
+    cat = np.array([info[a.territory_id][0] for a in accounts])
+    pop = np.array([float(info[a.territory_id][2] or 0) for a in accounts])
     reach_med = np.array([PROFILE[c][1] for c in cat])
     ppd_med = np.array([PROFILE[c][2] for c in cat])
     created_med = np.array([PROFILE[c][3] for c in cat], dtype=float)
@@ -171,111 +201,147 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
             death[i] = _month_index(KNOWN_DELETIONS[a.handle])
     nb_start = np.where(rng.random(n) < 0.01, rng.integers(0, max(T, 1), n), 10_000)
     nb_len = rng.integers(2, 7, n)
+    return _Params(er, f_final, follows, ppd, created, death, nb_start, nb_len)
 
-    # Snapshot grid: accounts × all months from 2017-10 (same draws whatever is asked).
+
+@dataclass
+class _Grid:
+    """Accounts × every month from 2017-10 (arrays of shape (n, T))."""
+    alive: np.ndarray
+    followers: np.ndarray
+    follows: np.ndarray
+    n_posts: np.ndarray     # posts in the 30-day window
+    n_old: np.ndarray       # older posts of the last page
+    status: np.ndarray
+    extra_ok: np.ndarray    # a mid-month ok snapshot too
+    minute: np.ndarray
+    cum_posts: np.ndarray
+
+
+def _month_grid(p: _Params, rng: np.random.Generator, T: int) -> _Grid:
+    """The snapshot grid: accounts × all months from 2017-10 (same draws whatever is asked)."""
+    n = len(p.er)
     t = np.arange(T)
     shape = (n, T)
-    age = t[None, :] - created[:, None]
+    age = t[None, :] - p.created[:, None]
     alive = age >= 0
     lockdown = np.where(t >= _month_index(LOCKDOWN), 1.0, 0.85)
-    span = np.maximum(T - 1 - created, 1)[:, None]
+    span = np.maximum(T - 1 - p.created, 1)[:, None]
     growth = np.clip((age + 6) / (span + 6), 0.02, 1.0) ** 0.8
-    followers = np.round(f_final[:, None] * growth * lockdown[None, :]
+    followers = np.round(p.f_final[:, None] * growth * lockdown[None, :]
                          * rng.lognormal(0.0, 0.01, shape)).astype(np.int64)
-    follows_m = np.maximum(0, follows[:, None] + np.round(rng.normal(0, 3, shape).cumsum(1))).astype(np.int64)
+    follows_m = np.maximum(0, p.follows[:, None] + np.round(rng.normal(0, 3, shape).cumsum(1))).astype(np.int64)
     activity = np.where((t >= _month_index(LOCKDOWN)) & (t < _month_index(LOCKDOWN) + 3), 1.3, 1.0)
-    n_posts = rng.poisson(ppd[:, None] * 30.0 * activity[None, :] * rng.lognormal(0, 0.25, shape))
-    n_old = rng.integers(0, 3, shape)                        # older posts of the last page
+    n_posts = rng.poisson(p.ppd[:, None] * 30.0 * activity[None, :] * rng.lognormal(0, 0.25, shape))
+    n_old = rng.integers(0, 3, shape)
     status = np.full(shape, "ok", dtype=object)
-    status[t[None, :] >= death[:, None]] = "not_found"
-    nb = (t[None, :] >= nb_start[:, None]) & (t[None, :] < (nb_start + nb_len)[:, None])
+    status[t[None, :] >= p.death[:, None]] = "not_found"
+    nb = (t[None, :] >= p.nb_start[:, None]) & (t[None, :] < (p.nb_start + p.nb_len)[:, None])
     status[nb & (status == "ok")] = "not_business"
     err = rng.random(shape) < 0.007
     status[err & (status == "ok")] = "error"
     extra_ok = ((status == "error") & (rng.random(shape) < 0.6)) | (rng.random(shape) < 0.03)
     minute = rng.integers(0, 180, shape)
     cum_posts = np.cumsum(n_posts * alive, axis=1) + rng.integers(5, 400, n)[:, None]
+    return _Grid(alive, followers, follows_m, n_posts, n_old, status, extra_ok, minute, cum_posts)
 
-    wanted = np.array([_month_index(x) for x in months])
-    wanted = wanted[(wanted >= 0) & (wanted < T)]
-    if len(wanted) == 0:
-        return SimResult(len(months), n, 0, 0, [])
-    # Flatten (account, month) pairs that produce a snapshot line.
-    ai, mi = np.nonzero(alive[:, wanted])
+
+@dataclass
+class _Snapshots:
+    """One entry per snapshot line of the wanted months (final ones first, then mid-month)."""
+    acc: np.ndarray
+    month: np.ndarray
+    at: np.ndarray
+    status: np.ndarray
+    followers: np.ndarray
+    n_media: np.ndarray
+    n_in_window: np.ndarray
+    n_final: int            # snapshots before this index are the month's final ones
+
+
+def _snapshots(g: _Grid, wanted: np.ndarray, T: int, now: dt.datetime) -> _Snapshots:
+    """Flatten the (account, month) pairs that produce a snapshot line; add the mid-month
+    extra snapshots (status ok, day 15) where drawn."""
+    ai, mi = np.nonzero(g.alive[:, wanted])
     mi = wanted[mi]
     month_start = np.array([np.datetime64(m.add_months(m.FIRST_MONTH, int(k)), "m") for k in range(T + 1)])
-    final_at = (month_start[mi + 1] - np.timedelta64(4 * 60, "m") + minute[ai, mi].astype("timedelta64[m]"))
+    final_at = (month_start[mi + 1] - np.timedelta64(4 * 60, "m") + g.minute[ai, mi].astype("timedelta64[m]"))
     cap = np.datetime64(now.replace(second=0, microsecond=0), "m") - np.timedelta64(60, "m")
     final_at = np.minimum(final_at, cap)
     keep = final_at >= month_start[mi] + np.timedelta64(60 * 24, "m")
     ai, mi, final_at = ai[keep], mi[keep], final_at[keep]
-    # Mid-month extra snapshots (status ok, day 15) where drawn.
-    xi = extra_ok[ai, mi] & (month_start[mi] + np.timedelta64(15 * 24 * 60, "m") < final_at)
+    xi = g.extra_ok[ai, mi] & (month_start[mi] + np.timedelta64(15 * 24 * 60, "m") < final_at)
     snap_acc = np.concatenate([ai, ai[xi]])
     snap_month = np.concatenate([mi, mi[xi]])
     snap_at = np.concatenate([final_at, month_start[mi[xi]] + np.timedelta64(14 * 24 * 60 + 600, "m")])
-    snap_status = np.concatenate([status[ai, mi], np.full(int(xi.sum()), "ok", dtype=object)])
+    snap_status = np.concatenate([g.status[ai, mi], np.full(int(xi.sum()), "ok", dtype=object)])
     # The mid-month snapshot has slightly fewer followers and fewer posts in its window.
     frac = np.concatenate([np.ones(len(ai)), np.full(int(xi.sum()), 0.99)])
-    snap_f = np.round(followers[snap_acc, snap_month] * frac).astype(np.int64)
+    snap_f = np.round(g.followers[snap_acc, snap_month] * frac).astype(np.int64)
     is_ok = snap_status == "ok"
-    n_media = np.where(is_ok, n_posts[snap_acc, snap_month] + n_old[snap_acc, snap_month], 0)
-    n_in_window = np.where(is_ok, n_posts[snap_acc, snap_month], 0)
-    s = len(snap_acc)
+    n_media = np.where(is_ok, g.n_posts[snap_acc, snap_month] + g.n_old[snap_acc, snap_month], 0)
+    n_in_window = np.where(is_ok, g.n_posts[snap_acc, snap_month], 0)
+    return _Snapshots(snap_acc, snap_month, snap_at, snap_status, snap_f, n_media, n_in_window,
+                      len(ai))
 
-    handles = np.array([a.handle for a in accounts], dtype=object)
-    names = np.array([info[a.territory_id][1] for a in accounts], dtype=object)
-    error_code = {"not_found": 110, "not_business": 100, "error": 2}
-    error_sub = {"not_found": 2207013, "not_business": 2207065, "error": None}
-    error_msg = {"not_found": "Invalid user id: the account no longer exists (demo)",
-                 "not_business": "The account is not a business or creator account (demo)",
-                 "error": "An unexpected error has occurred. Please retry your request later. (demo)"}
 
-    def snapshots_table(sel: np.ndarray) -> pa.Table:
-        acc, mon, st = snap_acc[sel], snap_month[sel], snap_status[sel]
-        return pa.table({
-            "sid": sel,
-            "month_key": [m.month_key(m.add_months(m.FIRST_MONTH, int(x))) for x in mon],
-            "handle": handles[acc],
-            "fetched_at": snap_at[sel].astype("datetime64[us]"),
-            "status": st.astype(str),
-            "error_code": pa.array([error_code.get(x) for x in st], pa.int64()),
-            "error_subcode": pa.array([error_sub.get(x) for x in st], pa.int64()),
-            "error_message": [error_msg.get(x) for x in st],
-            "account_id": (np.int64(17841400000000000) + acc).astype(str),
-            "name": names[acc],
-            "followers_count": snap_f[sel],
-            "follows_count": follows_m[acc, mon],
-            "media_count": cum_posts[acc, mon],
-        })
+_ERROR_CODE = {"not_found": 110, "not_business": 100, "error": 2}
+_ERROR_SUB = {"not_found": 2207013, "not_business": 2207065, "error": None}
+_ERROR_MSG = {"not_found": "Invalid user id: the account no longer exists (demo)",
+              "not_business": "The account is not a business or creator account (demo)",
+              "error": "An unexpected error has occurred. Please retry your request later. (demo)"}
 
-    # Media: one row per post, vectorised within a month; each month draws from its own
-    # seeded stream so a month's file does not depend on the range asked for. Months are
-    # generated and written in chunks (flat memory), written by two threads (DuckDB
-    # releases the GIL while it serialises JSON).
+
+def _snapshots_table(sn: _Snapshots, g: _Grid, handles: np.ndarray, names: np.ndarray,
+                     sel: np.ndarray) -> pa.Table:
+    """The snapshot lines `sel` as an Arrow table (the JSON writer's `snaps`)."""
+    acc, mon, st = sn.acc[sel], sn.month[sel], sn.status[sel]
+    return pa.table({
+        "sid": sel,
+        "month_key": [m.month_key(m.add_months(m.FIRST_MONTH, int(x))) for x in mon],
+        "handle": handles[acc],
+        "fetched_at": sn.at[sel].astype("datetime64[us]"),
+        "status": st.astype(str),
+        "error_code": pa.array([_ERROR_CODE.get(x) for x in st], pa.int64()),
+        "error_subcode": pa.array([_ERROR_SUB.get(x) for x in st], pa.int64()),
+        "error_message": [_ERROR_MSG.get(x) for x in st],
+        "account_id": (np.int64(17841400000000000) + acc).astype(str),
+        "name": names[acc],
+        "followers_count": sn.followers[sel],
+        "follows_count": g.follows[acc, mon],
+        "media_count": g.cum_posts[acc, mon],
+    })
+
+
+def _write_chunks(sn: _Snapshots, g: _Grid, er: np.ndarray, handles: np.ndarray,
+                  names: np.ndarray, seed: int, landing_dir: Path) -> tuple[list[Path], int]:
+    """Media: one row per post, vectorised within a month; each month draws from its own
+    seeded stream so a month's file does not depend on the range asked for. Months are
+    generated and written in chunks (flat memory), written by two threads (DuckDB releases
+    the GIL while it serialises JSON). Returns (files, posts written)."""
     files: list[Path] = []
     n_media_total = 0
-    month_ids = np.unique(snap_month)
-    per_chunk = max(1, CHUNK_ACCOUNT_MONTHS // max(n, 1))
+    month_ids = np.unique(sn.month)
+    per_chunk = max(1, CHUNK_ACCOUNT_MONTHS // max(len(handles), 1))
     chunks = [month_ids[i:i + per_chunk] for i in range(0, len(month_ids), per_chunk)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending = []
         for chunk in chunks:
             parts = []
             for month_idx in chunk:
-                sel = np.nonzero(snap_month == month_idx)[0]
-                parts.append(_media(sel, n_media[sel], n_in_window[sel], snap_at, snap_f,
-                                    er[snap_acc], snap_acc, snap_month, len(ai),
+                sel = np.nonzero(sn.month == month_idx)[0]
+                parts.append(_media(sel, sn.n_media[sel], sn.n_in_window[sel], sn.at,
+                                    sn.followers, er[sn.acc], sn.acc, sn.month, sn.n_final,
                                     np.random.default_rng([seed, 3, int(month_idx)])))
             media = pa.table({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
             n_media_total += media.num_rows
-            snaps = snapshots_table(np.nonzero(np.isin(snap_month, chunk))[0])
+            snaps = _snapshots_table(sn, g, handles, names, np.nonzero(np.isin(sn.month, chunk))[0])
             pending.append(pool.submit(_write_months, snaps, media, landing_dir))
             while len(pending) >= 3:               # at most 3 chunks in memory
                 files += pending.pop(0).result()
         for f in pending:
             files += f.result()
-    return SimResult(len(wanted), n, s, n_media_total, sorted(files))
+    return files, n_media_total
 
 
 def _media(sel, n_media, n_in_window, snap_at, snap_f, snap_er, snap_acc, snap_month,

@@ -23,14 +23,11 @@
     {% endif %}
 {%- endmacro %}
 
-{% macro seeds_path(name) -%}
-    {{ env_var("OBSERVATOIRE_SEEDS_DIR", "../seeds") }}/{{ name }}
-{%- endmacro %}
-
 {#-
-  One reference file (regions.csv, departements.csv, epci.csv, communes.csv) over every
-  vintage, with a `vintage` column: the current vintage is seeds/<name>, older ones are
-  seeds/vintages/<year>/<name> (seeds/vintages.csv lists them).
+  One vintaged reference source (regions, departements, epci, communes: dbt sources on
+  seeds/<name>.csv and seeds/vintages/*/<name>.csv, see _reference__sources.yml) with a
+  `vintage` column: the current vintage is seeds/<name>.csv (the latest of
+  seeds/vintages.csv), older ones are seeds/vintages/<year>/<name>.csv.
 -#}
 {% macro reference_csv(name) -%}
     (
@@ -38,10 +35,8 @@
             * exclude (filename),
             coalesce(
                 try_cast(regexp_extract(replace(filename, '\', '/'), 'vintages/([0-9]{4})/[^/]+$', 1) as integer),
-                (select max(cast(vintage as integer))
-                 from read_csv('{{ seeds_path("vintages.csv") }}', header = true, all_varchar = true))
+                (select max(cast(vintage as integer)) from {{ source('reference', 'vintages') }})
             ) as vintage,
-        from read_csv(['{{ seeds_path(name) }}', '{{ seeds_path("vintages/*/" ~ name) }}'],
-                      header = true, all_varchar = true, filename = true, union_by_name = true)
+        from {{ source('reference', name) }}
     )
 {%- endmacro %}

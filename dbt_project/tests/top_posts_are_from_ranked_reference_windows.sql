@@ -1,4 +1,4 @@
-{{ config(meta={"dagster": {"ref": {"name": "fct_top_posts"}}}) }}
+{{ config(severity="warn", meta={"dagster": {"ref": {"name": "fct_top_posts"}}}) }}
 -- Every best post belongs to an account ranked that month, inside its reference window.
 select p.month, p.handle, p.media_id
 from {{ ref('fct_top_posts') }} p

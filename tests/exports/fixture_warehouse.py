@@ -1,16 +1,21 @@
-"""Build a small, plausible warehouse with the `marts` tables the exports read.
+"""Build a small, plausible warehouse with the `marts` tables the exports read, through the
+real dbt models: the fixture writes reference CSVs for its territories (a seeds folder of
+its own) and raw snapshots, posts and accounts, then runs `dbt run` on them
+(`dagster_project.dbt_manifest.run_dbt_process`). No scoring SQL is copied here.
 
-Two months (2021-06, 2021-07 by default), the 8 categories, rankings computed in DuckDB with
-the method of docs/methodologie.md (percent_rank per KPI, weights 5/4/3/2/1, round 6, tie-break followers
-desc then territory_id), plus the awkward cases the exports must survive:
+Two months (2021-06, 2021-07 by default), the 8 categories, plus the awkward cases the
+exports must survive:
 
 - territory names `=HYPERLINK("x")`, `+33 Ville`, `-Tiret` (formula injection attempts);
 - a negative followers growth (Paris: -12 in July);
 - an exact tie (Eure and Haute-Marne: identical KPIs → same score, Eure first by id);
 - a new entry in July (Charente-Maritime);
 - more ranked accounts than the Top N in `grande_ville` (24 ranked, Top 20 exported);
-- alerts in July: Ténarèze `unavailable` (ranked in June), Métropole de Metz `no_snapshot`
-  (ranked in June), CC Sans Historique `no_snapshot` (never ranked);
+- alerts in July: Ténarèze `unavailable` (a `not_found` snapshot; ranked in June), Métropole
+  de Metz `no_snapshot` (ranked in June), CC Sans Historique `no_snapshot` (never ranked:
+  its only snapshot, in June, is an `error`);
+- July provisional when asked (dbt marks only the current month provisional: the fixture
+  sets the flag on the months it is given).
 - demo rows: every row of the `demo_categories` (default: petite_ville) is `is_demo`.
 
 Usable outside pytest: `python tests/exports/fixture_warehouse.py /tmp/w.duckdb`.
@@ -127,168 +132,169 @@ ALERTS_JULY = {
 NEVER_RANKED = {"epci:200043123"}
 LOSES_12 = "departement:75"             # Paris loses exactly 12 followers
 
-WEIGHTS = {"engagement_rate": 5, "reach": 4, "posts_per_day": 3, "followers": 2,
-           "follower_ratio": 1}
-
-
 def _kind_code(territory_id: str) -> tuple[str, str]:
     kind, code = territory_id.split(":", 1)
     return kind, code
+
+
+_EPCI_TYPES = {"metropole": "METRO", "communaute_agglomeration": "CA",
+               "communaute_communes": "CC"}
+REPO_SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+
+
+def _draw_snapshots(months, demo_categories, provisional_months, seed):
+    """(month, territory_id, handle, category, population, followers, follows, posts,
+    interactions, media_count, fetched_at, source, is_demo, is_provisional) of every ok
+    reference snapshot (one per month and account), drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    base = {}
+    for tid, _name, cat, pop, handle, _d, _r in TERRITORIES:
+        followers = int(max(300, pop * rng.uniform(0.002, 0.05)))
+        if cat == "petite_ville":
+            followers = int(max(80, pop * rng.uniform(0.02, 0.3)))
+        base[tid] = (followers, int(rng.integers(40, 1500)))
+    base[TIE_PAIR[1]] = base[TIE_PAIR[0]]
+    for mi, month in enumerate(months):
+        last_day = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1) \
+            - dt.timedelta(days=1)
+        for ti, (tid, _name, cat, pop, handle, _d, _r) in enumerate(TERRITORIES):
+            if mi == 0 and tid == NEW_IN_JULY:
+                continue
+            if mi == len(months) - 1 and tid in ALERTS_JULY:
+                continue
+            if tid in NEVER_RANKED:
+                continue
+            f0, follows = base[tid]
+            followers = int(f0 * (1 + 0.03 * mi + rng.uniform(-0.01, 0.02)))
+            if tid == LOSES_12:               # followers_growth = -12 in July
+                followers = f0 - 12 * mi
+            posts = int(rng.integers(0, 45))
+            interactions = int(posts * followers * rng.uniform(0.005, 0.08))
+            if tid == TIE_PAIR[1]:            # exact clone of its tie partner
+                prev = next(r for r in rows if r[0] == month and r[1] == TIE_PAIR[0])
+                followers, follows, posts, interactions = prev[5], prev[6], prev[7], prev[8]
+            elif tid == TIE_PAIR[0]:
+                follows = base[tid][1]
+            demo = cat in demo_categories
+            fetched = dt.datetime(last_day.year, last_day.month, last_day.day, 22) \
+                - dt.timedelta(hours=ti % 5 * 7)
+            rows.append((month, tid, handle, cat, pop, followers, follows, posts,
+                         interactions, int(rng.integers(200, 4000)), fetched,
+                         "demo" if demo else "graph_api", demo, month in provisional_months))
+    return rows
+
+
+def _write_csv(path: Path, header: list[str], rows: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_seeds(folder: Path) -> Path:
+    """The reference CSVs of the fixture's territories (same columns as seeds/), one vintage
+    (2026, package 6.0.0, in force since 2017-10; dbt's sources also read vintages/*/, so an
+    empty vintages/2019/ keeps that pattern matching a file). The populations of régions
+    and départements are sums of their communes in the models: a filler commune per
+    département and région makes up the fixture's figure (it has no account)."""
+    communes = [[code, name, dep, reg, "metro", pop, ""]
+                for tid, name, cat, pop, _h, dep, reg in TERRITORIES
+                if tid.startswith("commune:") for code in [tid.split(":", 1)[1]]]
+    for tid, name, _cat, pop, _h, dep, reg in TERRITORIES:
+        if tid.startswith("departement:"):
+            rest = pop - sum(c[5] for c in communes if c[2] == dep)
+            communes.append([f"F{dep}", f"Reste de {name}", dep, reg, "metro", rest, ""])
+    for tid, name, _cat, pop, _h, _dep, _reg in TERRITORIES:
+        if tid.startswith("region:"):
+            code = tid.split(":", 1)[1]
+            rest = pop - sum(c[5] for c in communes if c[3] == code)
+            communes.append([f"R{code}", f"Reste de {name}", f"R{code}", code, "metro", rest, ""])
+    assert all(c[5] >= 0 for c in communes), "a filler commune would be negative"
+    tables = {
+        "regions.csv": (["code", "name"], [[tid.split(":", 1)[1], name] for tid, name, *_ in
+                                          TERRITORIES if tid.startswith("region:")]),
+        "departements.csv": (["code", "name", "code_region"],
+                             [[dep, name, reg] for tid, name, _c, _p, _h, dep, reg in TERRITORIES
+                              if tid.startswith("departement:")]),
+        "epci.csv": (["siren", "name", "type", "population"],
+                     [[tid.split(":", 1)[1], name, _EPCI_TYPES[cat], pop]
+                      for tid, name, cat, pop, *_ in TERRITORIES if tid.startswith("epci:")]),
+        "communes.csv": (["code", "name", "code_departement", "code_region", "zone",
+                          "population", "epci_siren"], communes),
+    }
+    for name, (header, rows) in tables.items():
+        _write_csv(folder / name, header, rows)
+        _write_csv(folder / "vintages" / "2019" / name, header, [])
+    _write_csv(folder / "vintages.csv", ["vintage", "package_version", "folder", "source"],
+               [[2026, "6.0.0", "", "fixture"]])
+    _write_csv(folder / "commune_successors.csv", ["vintage", "code", "merged_into"], [])
+    for name in ("categories.csv", "scoring_weights.csv"):   # the product's own
+        (folder / name).write_bytes((REPO_SEEDS / name).read_bytes())
+    return folder
+
+
+def write_raw(con: duckdb.DuckDBPyConnection, rows: list, months: tuple[dt.date, ...]) -> None:
+    """raw.snapshots, raw.media and raw.accounts as the loader would write them."""
+    from dagster_project.loader import ensure_schema
+
+    ensure_schema(con)
+    loaded = dt.datetime(2021, 8, 1)
+    ids = {tid: f"1784{i:06d}" for i, (tid, *_r) in enumerate(TERRITORIES)}
+    snaps, media = [], []
+
+    def snapshot(month, tid, handle, fetched, status, **kw):
+        snaps.append([month, f"{month:%Y-%m}/fixture.ndjson", len(snaps) + 1, handle, fetched,
+                      kw.get("source", "graph_api"), status, kw.get("code"), kw.get("subcode"),
+                      kw.get("message"), ids[tid], handle, None, kw.get("followers"),
+                      kw.get("follows"), kw.get("media_count"), kw.get("posts"), loaded])
+
+    for (month, tid, handle, _cat, _pop, followers, follows, posts, interactions, media_count,
+         fetched, source, _demo, _prov) in rows:
+        snapshot(month, tid, handle, fetched, "ok", source=source, followers=followers,
+                 follows=follows, media_count=media_count, posts=posts)
+        for i in range(posts):   # interactions spread over the posts, as likes
+            likes = interactions // posts + (1 if i < interactions % posts else 0)
+            media.append([month, snaps[-1][1], snaps[-1][2], handle, fetched,
+                          f"{tid}-{month:%Y%m}-{i}", fetched - dt.timedelta(hours=i + 1),
+                          "IMAGE", "FEED", likes, 0, None])
+    last = months[-1]
+    handles = {tid: handle for tid, _n, _c, _p, handle, *_r in TERRITORIES}
+    snapshot(last, "epci:243200508", handles["epci:243200508"], dt.datetime(2021, 7, 30, 9),
+             "not_found", code=110, subcode=2207013, message="Cannot find User")
+    for tid in NEVER_RANKED:   # seen once (an error), never ranked
+        snapshot(months[0], tid, handles[tid], dt.datetime(2021, 6, 29, 9), "error", code=2,
+                 message="An unexpected error has occurred")
+    con.executemany(f"insert into raw.snapshots values ({', '.join('?' * 18)})", snaps)
+    con.executemany(f"insert into raw.media values ({', '.join('?' * 12)})", media)
+    con.executemany(
+        "insert into raw.accounts (handle, territory_id, source_url, checked_on, registry_file, "
+        "registry_line, loaded_at) values (?, ?, '', '', 'accounts.csv', ?, ?)",
+        [(handle, tid, i + 2, loaded) for i, (tid, _n, _c, _p, handle, *_r)
+         in enumerate(TERRITORIES)])
 
 
 def build_warehouse(path: Path, *, months: tuple[dt.date, ...] = MONTHS,
                     demo_categories: tuple[str, ...] = ("petite_ville",),
                     provisional_months: tuple[dt.date, ...] = (),
                     seed: int = 7) -> Path:
-    """Create (or overwrite) a DuckDB file at `path` with the marts tables; returns the path."""
+    """Create (or overwrite) the warehouse `path` (its folder gets a `seeds/` of its own)
+    through `dbt run`; returns the path."""
+    from dagster_project.dbt_manifest import run_dbt_process
+
     path = Path(path)
     if path.exists():
         path.unlink()
-    rng = np.random.default_rng(seed)
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("create schema marts")
-        con.execute("""create table marts.dim_categories(category varchar, label varchar,
-                       top_n integer, sort_order integer)""")
-        con.executemany("insert into marts.dim_categories values (?, ?, ?, ?)", CATEGORIES)
-        con.execute("""create table marts.dim_territories(territory_id varchar, kind varchar,
-                       code varchar, name varchar, category varchar, population bigint,
-                       code_departement varchar, code_region varchar)""")
-        con.executemany(
-            "insert into marts.dim_territories values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(tid, *_kind_code(tid), name, cat, pop, dep or None, reg)
-             for tid, name, cat, pop, _h, dep, reg in TERRITORIES])
-
-        # ---------- simulated reference snapshots, one per (month, account)
-        rows = []
-        base = {}
-        for tid, _name, cat, pop, handle, _d, _r in TERRITORIES:
-            followers = int(max(300, pop * rng.uniform(0.002, 0.05)))
-            if cat == "petite_ville":
-                followers = int(max(80, pop * rng.uniform(0.02, 0.3)))
-            base[tid] = (followers, int(rng.integers(40, 1500)))
-        base[TIE_PAIR[1]] = base[TIE_PAIR[0]]
-        for mi, month in enumerate(months):
-            last_day = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1) \
-                - dt.timedelta(days=1)
-            for ti, (tid, _name, cat, pop, handle, _d, _r) in enumerate(TERRITORIES):
-                if mi == 0 and tid == NEW_IN_JULY:
-                    continue
-                if mi == len(months) - 1 and tid in ALERTS_JULY:
-                    continue
-                if tid in NEVER_RANKED:
-                    continue
-                f0, follows = base[tid]
-                followers = int(f0 * (1 + 0.03 * mi + rng.uniform(-0.01, 0.02)))
-                if tid == LOSES_12:               # followers_growth = -12 in July
-                    followers = f0 - 12 * mi
-                posts = int(rng.integers(0, 45))
-                interactions = int(posts * followers * rng.uniform(0.005, 0.08))
-                if tid == TIE_PAIR[1]:            # exact clone of its tie partner
-                    prev = next(r for r in rows if r[0] == month and r[1] == TIE_PAIR[0])
-                    followers, follows, posts, interactions = prev[5], prev[6], prev[7], prev[8]
-                elif tid == TIE_PAIR[0]:
-                    follows = base[tid][1]
-                demo = cat in demo_categories
-                fetched = dt.datetime(last_day.year, last_day.month, last_day.day, 22,
-                                      tzinfo=dt.UTC) - dt.timedelta(hours=ti % 5 * 7)
-                rows.append((month, tid, handle, cat, pop, followers, follows, posts,
-                             interactions, int(rng.integers(200, 4000)), fetched,
-                             "demo" if demo else "graph_api", demo,
-                             month in provisional_months))
-        con.execute("""create temp table snap(month date, territory_id varchar, handle varchar,
-                       category varchar, population bigint, followers bigint, follows bigint,
-                       posts_30d integer, interactions_30d bigint, media_count integer,
-                       snapshot_at timestamptz, source varchar, is_demo boolean,
-                       is_provisional boolean)""")
-        con.executemany("insert into snap values (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-
-        w = WEIGHTS
-        con.execute("""
-        create temp table kpi as
-        with k as (
-            select *,
-                posts_30d / 30.0 as posts_per_day,
-                case when posts_30d = 0 or followers = 0 then 0
-                     else interactions_30d / (posts_30d * followers) end as engagement_rate,
-                followers / population as reach,
-                followers / greatest(follows, 1) as follower_ratio
-            from snap
-        ),
-        prev as (
-            select k.*, p.followers as prev_followers
-            from k left join k p
-              on p.territory_id = k.territory_id and p.month = k.month - interval 1 month
-        )
-        select *,
-            followers - prev_followers as followers_growth,
-            (followers - prev_followers) / prev_followers as followers_growth_rate
-        from prev
-        """)
-        con.execute("""
-        create table marts.fct_account_monthly as
-        select month, territory_id, handle, category, followers, follows, media_count,
-               posts_30d, posts_per_day, interactions_30d, engagement_rate, reach,
-               follower_ratio, followers_growth, followers_growth_rate, source, is_demo
-        from kpi order by month, territory_id
-        """)
-        con.execute(f"""
-        create table marts.fct_monthly_rankings as
-        with p as (
-            select *,
-                percent_rank() over (partition by month, category order by engagement_rate) pe,
-                percent_rank() over (partition by month, category order by reach) pr,
-                percent_rank() over (partition by month, category order by posts_per_day) pp,
-                percent_rank() over (partition by month, category order by followers) pf,
-                percent_rank() over (partition by month, category order by follower_ratio) po
-            from kpi
-        ),
-        s as (
-            select *, round(100 * ({w['engagement_rate']} * pe + {w['reach']} * pr
-                   + {w['posts_per_day']} * pp + {w['followers']} * pf
-                   + {w['follower_ratio']} * po) / {sum(w.values())}, 6) as score
-            from p
-        ),
-        r as (
-            select *, row_number() over (partition by month, category
-                                         order by score desc, followers desc, territory_id)
-                      as rank
-            from s
-        ),
-        j as (
-            select r.*, prev.rank as previous_rank
-            from r left join r prev
-              on prev.territory_id = r.territory_id and prev.month = r.month - interval 1 month
-        )
-        select j.month, j.category, j.rank::integer as rank, j.territory_id,
-               t.name as territory_name, j.handle, j.score, j.engagement_rate, j.reach,
-               j.posts_per_day, j.followers, j.follower_ratio, j.followers_growth,
-               j.followers_growth_rate, j.previous_rank::integer as previous_rank,
-               (j.previous_rank - j.rank)::integer as rank_change,
-               j.previous_rank is null as is_new_entry, j.rank <= c.top_n as in_top_n,
-               c.top_n, j.is_demo, j.is_provisional, j.snapshot_at, j.source
-        from j
-        join marts.dim_territories t on t.territory_id = j.territory_id
-        join marts.dim_categories c on c.category = j.category
-        order by j.month, c.sort_order, j.rank
-        """)
-
-        last = months[-1]
-        con.execute("""create table marts.account_alerts(month date, territory_id varchar,
-                       territory_name varchar, category varchar, handle varchar,
-                       alert varchar, detail varchar, last_ranked_month date,
-                       last_rank integer, is_demo boolean)""")
-        for tid, (alert, detail) in ALERTS_JULY.items():
-            t = next(x for x in TERRITORIES if x[0] == tid)
-            lr = con.execute("""select month, rank from marts.fct_monthly_rankings
-                                where territory_id = ? and month < ?
-                                order by month desc limit 1""", [tid, last]).fetchone()
-            con.execute("insert into marts.account_alerts values (?,?,?,?,?,?,?,?,?,?)",
-                        [last, tid, t[1], t[2], t[4], alert, detail,
-                         lr[0] if lr else None, lr[1] if lr else None,
-                         t[2] in demo_categories])
-    finally:
-        con.close()
+    rows = _draw_snapshots(months, demo_categories, provisional_months, seed)
+    seeds = write_seeds(path.parent / "seeds")
+    with duckdb.connect(str(path)) as con:
+        write_raw(con, rows, months)
+    run_dbt_process(["run", "--quiet"], warehouse=path, seeds_dir=seeds)
+    if provisional_months:   # dbt marks the current month; the fixture's months are past
+        with duckdb.connect(str(path)) as con:
+            con.execute("update marts.fct_monthly_rankings set is_provisional = true "
+                        "where month = any(?)", [list(provisional_months)])
     return path
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from dagster_project.exports import territory_chart, top10_chart
 from dagster_project.exports.charts import build_territory_figure, build_top10_figure
-from dagster_project.exports.csv_export import connect, read_rankings
+from dagster_project.exports.month_data import connect, read_rankings
 
 CATEGORIES = ["region", "departement", "metropole", "communaute_agglomeration",
               "communaute_communes", "grande_ville", "ville_moyenne", "petite_ville"]

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from dagster_project.exports import csv_export, export_month
-from dagster_project.exports.csv_export import evolution, neutralise
+from dagster_project.exports.formatting import evolution, neutralise
 
 CATEGORIES = ["region", "departement", "metropole", "communaute_agglomeration",
               "communaute_communes", "grande_ville", "ville_moyenne", "petite_ville"]

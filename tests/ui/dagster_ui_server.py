@@ -59,7 +59,7 @@ def manifest_is_stale() -> bool:
 
 def ensure_manifest(env: dict | None = None) -> None:
     """dagster-dbt reads dbt_project/target/manifest.json at import time, and `dagster dev`
-    no longer re-parses (dagster_project/project.py): parse first, as `observatoire ui` does,
+    no longer re-parses (dagster_project/defs/project.py): parse first, as `observatoire ui` does,
     but only when a dbt file changed (a parse costs 5-8 s)."""
     if manifest_is_stale():
         env = dict(env or os.environ) | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
@@ -70,7 +70,7 @@ def ensure_manifest(env: dict | None = None) -> None:
 def project_env(data_dir: Path) -> dict[str, str]:
     """The environment of `dagster dev` (and of every run it launches)."""
     sys.path.insert(0, str(ROOT))
-    from dagster_project.instance import ensure_instance
+    from dagster_project.defs.instance import ensure_instance
 
     data_dir = Path(data_dir)
     dagster_home = data_dir / "dagster"

@@ -1,5 +1,5 @@
 with source as (
-    select * from read_csv('{{ seeds_path("categories.csv") }}', header = true, all_varchar = true)
+    select * from {{ source('reference', 'categories') }}
 )
 
 select

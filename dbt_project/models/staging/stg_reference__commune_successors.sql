@@ -4,4 +4,4 @@ select
     cast(vintage as integer) as vintage,
     code as code_commune,
     merged_into as merged_into_code,
-from read_csv('{{ seeds_path("commune_successors.csv") }}', header = true, all_varchar = true)
+from {{ source('reference', 'commune_successors') }}

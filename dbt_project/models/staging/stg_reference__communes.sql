@@ -1,5 +1,5 @@
 with source as (
-    select * from {{ reference_csv("communes.csv") }}
+    select * from {{ reference_csv("communes") }}
 )
 
 select

@@ -1,5 +1,5 @@
 with source as (
-    select * from {{ reference_csv("epci.csv") }}
+    select * from {{ reference_csv("epci") }}
 )
 
 select

@@ -1,6 +1,6 @@
 -- Régions of metropolitan France and the DROM, one row per (région, vintage).
 with source as (
-    select * from {{ reference_csv("regions.csv") }}
+    select * from {{ reference_csv("regions") }}
 )
 
 select

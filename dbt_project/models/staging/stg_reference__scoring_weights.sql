@@ -1,5 +1,5 @@
 with source as (
-    select * from read_csv('{{ seeds_path("scoring_weights.csv") }}', header = true, all_varchar = true)
+    select * from {{ source('reference', 'scoring_weights') }}
 )
 
 select

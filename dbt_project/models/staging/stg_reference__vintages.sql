@@ -2,7 +2,7 @@
 -- January of its year (the first one also covers every earlier month, from 2017-10) to the
 -- month before the next vintage (open-ended for the current one).
 with source as (
-    select * from read_csv('{{ seeds_path("vintages.csv") }}', header = true, all_varchar = true)
+    select * from {{ source('reference', 'vintages') }}
 ),
 
 typed as (

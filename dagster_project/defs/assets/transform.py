@@ -23,13 +23,16 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from .. import months as m
+from ... import months as m
+from ...warehouse import connect, record_change, writer_lock
 from ..partitions import monthly_partitions, single_run, window_months
 from ..project import dbt_project
 from ..resources import ObservatoireResource
-from ..warehouse import connect, record_change, writer_lock
 
 RAW = AssetKey(["raw", "instagram"])
+# The reference CSVs (dbt sources `reference.*`, seeds/) are in dbt's lineage and docs; in
+# Dagster's they are files of the repository, not assets.
+REFERENCE_SOURCE = "source.observatoire.reference."
 
 
 class Translator(DagsterDbtTranslator):
@@ -37,7 +40,8 @@ class Translator(DagsterDbtTranslator):
 
     dbt still builds every model and runs every test in one invocation; Dagster records the
     six marts (a range run writes one event per asset *and month*: 18 models × 109 months
-    of events cost a minute on SQLite, 6 marts cost seconds). Sources map to the load asset.
+    of events cost a minute on SQLite, 6 marts cost seconds). The `raw` sources map to the load
+    asset.
     """
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
@@ -46,7 +50,8 @@ class Translator(DagsterDbtTranslator):
         if node is None or node["resource_type"] != "model":
             return spec
         deps = {RAW if up.startswith("source.") else AssetKey(["marts", manifest["nodes"][up]["name"]])
-                for up in _upstream_marts_and_sources(manifest, unique_id)}
+                for up in _upstream_marts_and_sources(manifest, unique_id)
+                if not up.startswith(REFERENCE_SOURCE)}
         return spec.replace_attributes(deps=sorted(deps, key=lambda k: k.to_string()),
                                        group_name="marts")
 

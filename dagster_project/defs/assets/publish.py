@@ -4,10 +4,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from .. import months as m
+from ... import months as m
+from ...warehouse import publish, writer_lock
 from ..partitions import monthly_partitions, single_run, window_months
 from ..resources import ObservatoireResource
-from ..warehouse import publish, writer_lock
 
 MARTS = [AssetKey(["marts", k]) for k in ("dim_territories", "dim_categories", "fct_account_monthly",
                                "fct_monthly_rankings", "account_alerts", "fct_top_posts")]
@@ -53,9 +53,9 @@ def published_warehouse(context: AssetExecutionContext,
 )
 def monthly_exports(context: AssetExecutionContext,
                     observatoire: ObservatoireResource) -> MaterializeResult:
-    from ..exports import export_month
-    from ..exports.csv_export import months_with_data
-    from ..exports.report import render_report
+    from ...exports import export_month
+    from ...exports.month_data import months_with_data
+    from ...exports.report import render_report
 
     settings = observatoire.settings()
     source = settings.published_warehouse  # never the file being written by another run

@@ -6,7 +6,7 @@ from pathlib import Path
 # Every step that writes the DuckDB file is in pool "warehouse"; one at a time across runs,
 # so concurrent runs queue instead of failing on DuckDB's file lock.
 DAGSTER_YAML = """\
-# Written by Observatoire (dagster_project/instance.py). Edit freely: it is not overwritten.
+# Written by Observatoire (dagster_project/defs/instance.py). Edit freely: it is not overwritten.
 concurrency:
   pools:
     default_limit: 1

@@ -18,7 +18,7 @@ from ..resources import ObservatoireResource
     "A run re-renders its months' pages, the territories ranked in them and the shared pages.",
 )
 def public_site(context: AssetExecutionContext, observatoire: ObservatoireResource) -> MaterializeResult:
-    from ..site import build_site
+    from ...site import build_site
 
     settings = observatoire.settings()
     months = window_months(context)

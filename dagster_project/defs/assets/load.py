@@ -11,13 +11,13 @@ from dagster import (
     asset,
 )
 
-from .. import archive
-from .. import months as m
-from ..loader import load_months, load_registry
+from ... import archive
+from ... import months as m
+from ...loader import load_months, load_registry
+from ...reference import territory_ids
+from ...warehouse import writer_lock
 from ..partitions import monthly_partitions, single_run, window_months
-from ..reference import territory_ids
 from ..resources import ObservatoireResource
-from ..warehouse import writer_lock
 
 COLLECTED = AssetKey(["landing", "instagram_snapshots"])
 RAW = AssetKey(["raw", "instagram"])

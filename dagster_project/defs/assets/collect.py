@@ -2,11 +2,11 @@
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from .. import months as m
-from ..loader import month_files
+from ... import months as m
+from ...landing import month_files
+from ...reference import territory_ids
+from ...registry import read_registry
 from ..partitions import monthly_partitions, single_run, window_months
-from ..reference import territory_ids
-from ..registry import read_registry
 from ..resources import ObservatoireResource
 
 
@@ -29,7 +29,7 @@ def instagram_snapshots(context: AssetExecutionContext,
     meta: dict = {"source": source, "months": len(months),
                   "range": f"{m.month_key(months[0])} → {m.month_key(months[-1])}"}
     if source == "demo":
-        from ..sources import demo
+        from ...sources import demo
 
         registry = observatoire.registry_path()
         if not observatoire.accounts_file:
@@ -42,14 +42,13 @@ def instagram_snapshots(context: AssetExecutionContext,
         context.log.info(f"demo: {result.snapshots} snapshots, {result.media} posts "
                          f"for {result.accounts} accounts over {len(months)} months")
     elif source == "graph_api":
-        from ..collection import CollectionBusy, collect_today
-        from ..sources import graph_api
+        from ...collection import CollectionBusy, collect_today
+        from ...sources import graph_api
 
-        current = m.current_month()
-        if months != [current]:
-            raise Failure(
-                f"the Graph API only returns today's figures: it can only collect the current "
-                f"month ({m.month_key(current)}), not {meta['range']}")
+        try:
+            m.require_current_month(months)
+        except ValueError as exc:
+            raise Failure(str(exc)) from None
         accounts, rejected = read_registry(observatoire.registry_path(), territory_ids())
         for r in rejected:
             context.log.warning(r.reason)

@@ -1,0 +1,35 @@
+"""Production collector: Instagram Graph API `business_discovery` → landing NDJSON
+(docs/landing-format.md). A small package:
+
+- `client.py`: the HTTP client (requests session, auth header, error classification,
+  retries, paging of one account); `open_client` is what `accounts check` uses;
+- `governor.py`: the budget governor (usage headers, slowdowns, pauses, pacing);
+- `collect.py`: `collect_month` — concurrency, the run's budgets, progress, the result;
+- `resume.py`: which accounts of the month are already collected (resumption);
+- `writer.py`: the landing writer;
+- `options.py`: `CollectorOptions` and `TokenError`.
+"""
+from .client import (
+    SOURCE,
+    GraphClient,
+    build_fields,
+    check_credentials,
+    classify_error,
+    open_client,
+)
+from .collect import CollectionResult, collect_month
+from .governor import parse_usage
+from .options import CollectorOptions, TokenError
+from .resume import (
+    COLLECTED_STATUSES,
+    read_collected_handles,
+    read_month_statuses,
+    read_ok_handles,
+)
+
+__all__ = [
+    "COLLECTED_STATUSES", "SOURCE", "CollectionResult", "CollectorOptions", "GraphClient",
+    "TokenError", "build_fields", "check_credentials", "classify_error", "collect_month",
+    "open_client", "parse_usage", "read_collected_handles", "read_month_statuses",
+    "read_ok_handles",
+]
