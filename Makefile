@@ -32,7 +32,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check dagster_project tests bench
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow and not ui"
