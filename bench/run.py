@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,8 +39,41 @@ def env_for(data: Path) -> dict[str, str]:
     return env
 
 
-def pipeline(data: Path, first: dt.date, last: dt.date, *extra: str) -> tuple[float, float]:
-    """Wall time and peak RSS (GiB, largest process of the run) of one `observatoire run`."""
+class TreeMemory(threading.Thread):
+    """Peak of the summed RSS of a process and all its descendants, sampled from /proc."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self.done.wait(self.every_s):
+            parents: dict[int, list[int]] = {}
+            rss: dict[int, int] = {}
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    statm = Path(f"/proc/{entry}/statm").read_text().split()
+                except OSError:
+                    continue
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry))
+                rss[int(entry)] = int(statm[1]) * page
+            todo, total = [self.pid], 0
+            while todo:
+                pid = todo.pop()
+                total += rss.get(pid, 0)
+                todo += parents.get(pid, [])
+            self.peak = max(self.peak, total)
+
+
+def pipeline(data: Path, first: dt.date, last: dt.date, *extra: str) -> tuple[float, float, float]:
+    """Wall time, peak RSS of the largest process and peak RSS of all processes together
+    (GiB) of one `observatoire run`."""
     cmd = [str(BIN / "python"), "-c",
            ("import resource, sys, subprocess; p = subprocess.run(sys.argv[1:]); "
             "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
@@ -47,13 +81,30 @@ def pipeline(data: Path, first: dt.date, last: dt.date, *extra: str) -> tuple[fl
            str(BIN / "observatoire"), "run", "--from", m.month_key(first), "--to", m.month_key(last),
            "--data-dir", str(data), *extra]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env_for(data), capture_output=True, text=True, cwd=ROOT,
-                          check=False)
+    proc = subprocess.Popen(cmd, env=env_for(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    memory = TreeMemory(proc.pid)
+    memory.start()
+    _, stderr = proc.communicate()
     elapsed = time.perf_counter() - t0
+    memory.done.set()
+    memory.join()
     if proc.returncode != 0:
-        raise SystemExit(f"run {first}..{last} failed:\n{proc.stderr[-3000:]}")
-    rss_kb = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("MAXRSS")))
-    return elapsed, rss_kb / 2**20
+        raise SystemExit(f"run {first}..{last} failed:\n{stderr[-3000:]}")
+    rss_kb = int(next(line.split()[1] for line in stderr.splitlines() if line.startswith("MAXRSS")))
+    return elapsed, rss_kb / 2**20, memory.peak / 2**30
+
+
+def step_times(data: Path) -> dict[str, float]:
+    """Seconds per step of the latest run in `data` (from its Dagster event log)."""
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(data / "dagster")
+    with DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        stats = instance.get_run_step_stats(run.run_id)
+    return {s.step_key: round(s.end_time - s.start_time, 1) for s in stats
+            if s.end_time and s.start_time}
 
 
 def load_ratio(landing: Path, months: list[dt.date], work: Path) -> dict:
@@ -108,10 +159,45 @@ def archive_figures(data: Path, work: Path) -> dict:
             "backup_incremental_copied": len(again.copied), "backup_ok": first.ok and again.ok}
 
 
+def gib(path: Path) -> float:
+    return round(path.stat().st_size / 2**30, 2)
+
+
+def national_figures(work: Path, first: dt.date, last: dt.date) -> dict:
+    """Every territory with an account over the whole history, then one more month: the
+    time and peak memory of the history, and what the month costs on top of it vs alone."""
+    hist_last = m.add_months(last, -1)
+    print(f"national scale: history {m.month_key(first)}..{m.month_key(hist_last)} …", flush=True)
+    hist_s, hist_rss, hist_total = pipeline(work / "national", first, hist_last, "--scale")
+    hist_steps = step_times(work / "national")
+    print(f"national scale: {m.month_key(last)} alone, then added to the history …", flush=True)
+    one_s, _, _ = pipeline(work / "national-one", last, last, "--scale")
+    add_s, _, add_total = pipeline(work / "national", last, last, "--scale")
+    add_steps = step_times(work / "national")
+    one_steps = step_times(work / "national-one")
+    wh = work / "national" / "warehouse.duckdb"
+    pub = (work / "national" / "published" / "warehouse.duckdb").resolve()
+    months = len(m.month_range(first, hist_last))
+    return {
+        "national_history_s": {"value": round(hist_s, 1), "target": "completes", "pass": True,
+                               "months": months, "steps_s": hist_steps,
+                               "warehouse_gib": gib(wh), "published_copy_gib": gib(pub)},
+        "national_peak_memory_gib": {"value": round(hist_total, 2), "target": "<= 2 (all processes)",
+                                     "pass": hist_total <= 2, "largest_process_gib": round(hist_rss, 2),
+                                     "add_month_all_processes_gib": round(add_total, 2)},
+        "national_incremental_ratio": {"value": round(add_s / one_s, 2), "target": "<= 1.15",
+                                       "pass": add_s / one_s <= 1.15, "add_month_s": round(add_s, 1),
+                                       "one_month_alone_s": round(one_s, 1),
+                                       "add_steps_s": add_steps, "alone_steps_s": one_steps},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a few months only (smoke test)")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--national", action=argparse.BooleanOptionalAction, default=True,
+                    help="national scale over the whole history (≈10 min; --no-national skips)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
     ap.add_argument("--save", action="store_true",
                     help="also update the committed reference bench/results.json")
@@ -126,12 +212,12 @@ def main() -> None:
     fig = results["figures"]
     try:
         print(f"full run {m.month_key(first)}..{m.month_key(last)} …", flush=True)
-        full_s, full_rss = pipeline(work / "full", first, last)
+        full_s, full_rss, full_total = pipeline(work / "full", first, last)
         print(f"one month {m.month_key(last)} into an empty warehouse …", flush=True)
-        one_s, _ = pipeline(work / "one", last, last)
+        one_s, _, _ = pipeline(work / "one", last, last)
         print("history minus one month, then add the last month …", flush=True)
         pipeline(work / "incr", first, m.add_months(last, -1))
-        add_s, _ = pipeline(work / "incr", last, last)
+        add_s, _, _ = pipeline(work / "incr", last, last)
         print("load ratio …", flush=True)
         lr = load_ratio(work / "full" / "landing" / "instagram", m.month_range(first, last), work)
         print("archive: verify, backup (first, incremental) …", flush=True)
@@ -157,11 +243,12 @@ def main() -> None:
         fig["backup_incremental_s"] = {"value": ar["backup_incremental_s"], "target": "<= 10",
                                        "pass": ar["backup_incremental_s"] <= 10
                                        and ar["backup_incremental_copied"] == 0}
-        fig["peak_memory_gib"] = {"value": round(full_rss, 2), "target": "<= 2", "pass": full_rss <= 2}
+        fig["peak_memory_gib"] = {"value": round(full_rss, 2), "target": "<= 2", "pass": full_rss <= 2,
+                                  "all_processes_gib": round(full_total, 2)}
         if not args.skip_scale:
             print("scale: every territory has an account, 12 months …", flush=True)
             s_first = m.add_months(last, -11)
-            scale_s, scale_rss = pipeline(work / "scale", s_first, last, "--scale")
+            scale_s, scale_rss, _ = pipeline(work / "scale", s_first, last, "--scale")
             with duckdb.connect(str(work / "scale" / "published" / "warehouse.duckdb"), read_only=True) as con:
                 rows = sum(con.execute(f"select count(*) from raw.{t}").fetchone()[0]
                            for t in ("snapshots", "media"))
@@ -169,6 +256,8 @@ def main() -> None:
             fig["scale_12_months"] = {"value": round(rows / scale_s), "target": "completes; rows/s",
                                       "pass": True, "seconds": round(scale_s, 1), "accounts": accounts,
                                       "raw_rows": rows, "peak_memory_gib": round(scale_rss, 2)}
+        if args.national:
+            fig.update(national_figures(work, first, last))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
