@@ -31,6 +31,9 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         if not path.is_file():
             raise FileNotFoundError(f"warehouse not found: {path}")
         con = duckdb.connect(str(path), read_only=True)
+        # the same memory bound as writers, set at run time (a config would stop readers of
+        # the same process from sharing the file)
+        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A bounded buffer pool keeps the pipeline under its memory budget (DuckDB spills
