@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from . import months as m
+
 MEMORY_LIMIT = os.environ.get("OBSERVATOIRE_DUCKDB_MEMORY", "1GB")
 
 
@@ -152,7 +154,7 @@ def _update_slot(slot: Path, warehouse: Path) -> int:
         done = con.execute("select seq from meta.publication").fetchone()[0]
         ranges = con.execute("select month_from, month_to from src.meta.changes where seq > ?",
                              [done]).fetchall()
-        months = sorted({mo for a, b in ranges for mo in _month_range(a, b)})
+        months = sorted({mo for a, b in ranges for mo in m.month_range(a, b)})
         con.execute("begin transaction")
         _copy_tables(con, months)
         con.execute("create or replace table meta.publication as "
@@ -201,14 +203,6 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str | None = None) -> dict
 
 def _sql_string(path: Path) -> str:
     return str(path).replace("'", "''")
-
-
-def _month_range(first: dt.date, last: dt.date) -> list[dt.date]:
-    out, mo = [], first.replace(day=1)
-    while mo <= last:
-        out.append(mo)
-        mo = (mo.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return out
 
 
 def _full_copy(warehouse: Path, slot: Path) -> None:
