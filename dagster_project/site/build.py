@@ -14,32 +14,48 @@ pages, the pages of the territories ranked in them, and the shared pages).
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jinja2
 
 from ..exports.formatting import evolution, month_label_fr
 from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_text
 from ..months import month_key
 from ..warehouse import connect
-from .data import SiteData, read_site_data, slug
+from .data import (
+    TERRITORY_ALERTS,
+    SiteData,
+    TerritoryHistory,
+    ranked_territories,
+    read_month_alerts,
+    read_month_rankings,
+    read_site_data,
+    slug,
+    territory_batches,
+)
 from .svg import line_chart
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 METHOD_DOC = HERE.parent.parent / "docs" / "methodologie.md"
 INDEX_POSTS_PER_CATEGORY = 3
-TERRITORY_POSTS, TERRITORY_ALERTS = 24, 24
+TERRITORY_POSTS = 24
+PARALLEL_TERRITORIES = 2000   # past this many territory pages, one process per core
+MAX_WORKERS = 4
 MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel", "REELS": "reel"}
 
 
@@ -156,42 +172,77 @@ def _neighbours(months: list[dt.date], month: dt.date) -> tuple[dt.date | None, 
     return (months[i - 1] if i > 0 else None, months[i + 1] if i + 1 < len(months) else None)
 
 
-def territory_context(rows: list[dict[str, Any]], data: SiteData,
+def territory_context(h: TerritoryHistory, data: SiteData,
                       posts: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = h.recent
     last = rows[-1]
-    by_month = {r["month"]: r for r in rows}
-    span = [mo for mo in data.months if rows[0]["month"] <= mo <= rows[-1]["month"]]
+    span = data.months[bisect.bisect_left(data.months, h.months[0]):
+                       bisect.bisect_right(data.months, h.months[-1])]
+    ranks, followers = dict(zip(h.months, h.ranks)), dict(zip(h.months, h.followers))
     label = next((c["label"] for c in data.categories if c["category"] == last["category"]),
                  last["category"])
     name = last["territory_name"]
     return {
         "name": name, "label": label, "code": last["territory_id"].split(":", 1)[-1], "last": last,
         "last_count": data.ranked_counts.get((last["month"], last["category"]), 0),
-        "recent": list(reversed(rows[-12:])), "counts": data.ranked_counts,
-        "rank_chart": line_chart([(mo, by_month[mo]["rank"] if mo in by_month else None)
-                               for mo in span], f"Rang de {name} dans sa catégorie, par mois",
-                              invert=True, integer_axis=True),
-        "followers_chart": line_chart([(mo, by_month[mo]["followers"] if mo in by_month else None)
-                                    for mo in span], f"Abonnés de @{last['handle']}, par mois"),
+        "recent": list(reversed(rows)), "counts": data.ranked_counts,
+        "rank_chart": line_chart([(mo, ranks.get(mo)) for mo in span],
+                                 f"Rang de {name} dans sa catégorie, par mois",
+                                 invert=True, integer_axis=True),
+        "followers_chart": line_chart([(mo, followers.get(mo)) for mo in span],
+                                      f"Abonnés de @{last['handle']}, par mois"),
         "posts": posts[:TERRITORY_POSTS], "alerts": alerts[:TERRITORY_ALERTS]}
 
 
-def render_pages(data: SiteData, out: Path, months: list[dt.date], *, full: bool) -> int:
+def render_territories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path,
+                       territory_ids: list[str], base: dict[str, Any]) -> int:
+    """Write the pages of `territory_ids`, a batch of histories at a time."""
+    template = _env().get_template("territory.html.j2")
+    posts_by_t: dict[str, list] = defaultdict(list)
+    for p in data.posts:
+        posts_by_t[p["territory_id"]].append(p)
+    pages = 0
+    for history, alerts in territory_batches(con, territory_ids):
+        for tid, h in history.items():
+            ctx = territory_context(h, data, posts_by_t.get(tid, []), alerts.get(tid, []))
+            pages += _write(out / "territoires" / f"{slug(tid)}.html",
+                            template.render(**base, root="../", **ctx))
+    return pages
+
+
+def _territory_worker(warehouse: Path, data: SiteData, out: Path, territory_ids: list[str],
+                      base: dict[str, Any]) -> int:
+    with connect(warehouse, read_only=True) as con:
+        return render_territories(con, data, out, territory_ids, base)
+
+
+def render_all_territories(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData,
+                           out: Path, territory_ids: list[str], base: dict[str, Any]) -> int:
+    """Territory pages are most of the site (one per ranked territory): past
+    PARALLEL_TERRITORIES of them, they are rendered by one process per core (each with its
+    own read-only connection to the same file)."""
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    if workers < 2 or len(territory_ids) < PARALLEL_TERRITORIES:
+        return render_territories(con, data, out, territory_ids, base)
+    parts = [territory_ids[i::workers * 4] for i in range(workers * 4)]   # balanced slices
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return sum(pool.map(_territory_worker, [warehouse] * len(parts), [data] * len(parts),
+                            [out] * len(parts), parts, [base] * len(parts)))
+
+
+def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData, out: Path,
+                 months: list[dt.date], *, full: bool) -> int:
+    """Render the pages `months` change; rankings are read a month at a time, territory
+    histories a batch of territories at a time (memory does not grow with history)."""
     env = _env()
     built_at = dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC")
     base = {"is_demo": data.is_demo, "built_at": built_at}
     labels = {c["category"]: c["label"] for c in data.categories}
     pages = 0
     posts_by_mc: dict[tuple, list] = defaultdict(list)
-    posts_by_t: dict[str, list] = defaultdict(list)
     for p in data.posts:
         posts_by_mc[(p["month"], p["category"])].append(p)
-        posts_by_t[p["territory_id"]].append(p)
-    alerts_by_t: dict[str, list] = defaultdict(list)
-    alerts_by_m: dict[dt.date, list] = defaultdict(list)
-    for a in data.alerts:
-        alerts_by_t[a["territory_id"]].append(a)
-        alerts_by_m[a["month"]].append(a)
 
     category_tpl = env.get_template("category.html.j2")
     # A month's pages, plus the month before (its "next month" link appears).
@@ -200,19 +251,17 @@ def render_pages(data: SiteData, out: Path, months: list[dt.date], *, full: bool
         page_months |= {p for p, _ in (_neighbours(data.months, mo) for mo in months) if p}
     for month in sorted(page_months):
         prev, nxt = _neighbours(data.months, month)
+        rankings = read_month_rankings(con, month)
         for c in data.categories:
             html = category_tpl.render(
                 **base, root="../../", month=month, category=c, categories=data.categories,
-                rows=data.rankings[month][c["category"]], prev=prev, next=nxt,
+                rows=rankings.get(c["category"], []), prev=prev, next=nxt,
                 is_provisional=month in data.provisional, names=data.names, labels=labels,
                 posts=posts_by_mc.get((month, c["category"]), []))
             pages += _write(out / "classements" / month_key(month) / f"{c['category']}.html", html)
 
-    territory_tpl = env.get_template("territory.html.j2")
-    for tid, rows in data.history.items():
-        ctx = territory_context(rows, data, posts_by_t.get(tid, []), alerts_by_t.get(tid, []))
-        pages += _write(out / "territoires" / f"{slug(tid)}.html",
-                        territory_tpl.render(**base, root="../", **ctx))
+    pages += render_all_territories(con, warehouse, data, out, ranked_territories(con, months),
+                                    base)
 
     latest = data.latest
     provisional = max(data.provisional) if data.provisional else None
@@ -222,10 +271,10 @@ def render_pages(data: SiteData, out: Path, months: list[dt.date], *, full: bool
                    for p in posts_by_mc.get((latest, c["category"]), [])[:INDEX_POSTS_PER_CATEGORY]]
     pages += _write(out / "index.html", env.get_template("index.html.j2").render(
         **base, root="", month=latest, provisional=provisional, categories=data.categories,
-        rankings=data.rankings[latest],
+        rankings=read_month_rankings(con, latest),
         counts={c: n for (mo, c), n in data.ranked_counts.items() if mo == latest},
         posts=index_posts, names=data.names, labels=labels, ranked_ids=data.names,
-        alerts=sorted(alerts_by_m.get(latest, []),
+        alerts=sorted(read_month_alerts(con, latest),
                       key=lambda a: data.names.get(a["territory_id"], a["territory_id"]))))
     pages += _write(out / "mois.html", env.get_template("mois.html.j2").render(
         **base, root="", months=data.months, provisional=data.provisional,
@@ -252,7 +301,7 @@ def write_assets(data: SiteData, out: Path) -> None:
     (assets / "mois.js").write_text(f"window.OBS_MOIS={months};\n", encoding="utf-8")
 
 
-def write_downloads(warehouse: Path, exports_dir: Path, out: Path,
+def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path,
                     months: list[dt.date]) -> tuple[int, int]:
     """Copy the months' CSV exports; rewrite rankings.parquet. Returns (rows, bytes)."""
     folder = out / "donnees"
@@ -269,11 +318,10 @@ def write_downloads(warehouse: Path, exports_dir: Path, out: Path,
                 shutil.copyfile(f, dst / f.name)
     parquet = folder / "rankings.parquet"
     tmp = folder / ".rankings.parquet.tmp"
-    with connect(warehouse, read_only=True) as con:
-        con.execute(f"""copy (select * from marts.fct_monthly_rankings
-                              order by month, category, rank)
-                        to '{tmp}' (format parquet, compression zstd)""")
-        rows = con.execute(f"select count(*) from read_parquet('{tmp}')").fetchone()[0]
+    con.execute(f"""copy (select * from marts.fct_monthly_rankings
+                          order by month, category, rank)
+                    to '{tmp}' (format parquet, compression zstd)""")
+    rows = con.execute(f"select count(*) from read_parquet('{tmp}')").fetchone()[0]
     os.replace(tmp, parquet)
     return rows, parquet.stat().st_size
 
@@ -299,33 +347,37 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
     start = time.monotonic()
     site_dir = Path(site_dir)
     full = months is None or not (site_dir / "index.html").exists()
-    data = read_site_data(warehouse, None if full else months)
-    if not data.months:
-        raise ValueError(f"no ranking in {warehouse}: run the pipeline before building the site")
-    full = full or set(data.months) <= set(months)
-    run_months = data.months if full else sorted(set(months) & set(data.months))
-    site_dir.parent.mkdir(parents=True, exist_ok=True)
-    out = Path(tempfile.mkdtemp(prefix=".site-", dir=site_dir.parent)) if full else site_dir
-    try:
-        pages = render_pages(data, out, run_months, full=full)
-        write_assets(data, out)
-        rows, size = write_downloads(warehouse, exports_dir, out, run_months)
-        env = _env()
-        pages += _write(out / "telechargements.html", env.get_template("telechargements.html.j2").render(
-            is_demo=data.is_demo, built_at=dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC"),
-            root="", parquet_rows=rows, parquet_size=_size_text(size), files=download_files(out)))
-        if full:
-            os.chmod(out, 0o755)
-            old = site_dir.with_name(".site-old")
-            shutil.rmtree(old, ignore_errors=True)
-            if site_dir.exists():
-                site_dir.rename(old)
-            out.rename(site_dir)
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        if full:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    warehouse = Path(warehouse).resolve()   # the published copy in force, for every reader
+    with connect(warehouse, read_only=True) as con:
+        data = read_site_data(con)
+        if not data.months:
+            raise ValueError(f"no ranking in {warehouse}: run the pipeline before building the site")
+        full = full or set(data.months) <= set(months)
+        run_months = data.months if full else sorted(set(months) & set(data.months))
+        site_dir.parent.mkdir(parents=True, exist_ok=True)
+        out = Path(tempfile.mkdtemp(prefix=".site-", dir=site_dir.parent)) if full else site_dir
+        try:
+            pages = render_pages(con, warehouse, data, out, run_months, full=full)
+            write_assets(data, out)
+            rows, size = write_downloads(con, exports_dir, out, run_months)
+            env = _env()
+            pages += _write(out / "telechargements.html", env.get_template(
+                "telechargements.html.j2").render(
+                is_demo=data.is_demo, root="", parquet_rows=rows, parquet_size=_size_text(size),
+                built_at=dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC"),
+                files=download_files(out)))
+            if full:
+                os.chmod(out, 0o755)
+                old = site_dir.with_name(".site-old")
+                shutil.rmtree(old, ignore_errors=True)
+                if site_dir.exists():
+                    site_dir.rename(old)
+                out.rename(site_dir)
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            if full:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     files = [p for p in site_dir.rglob("*") if p.is_file()]
     return SiteStats(pages=sum(p.suffix == ".html" for p in files), files=len(files),
                      bytes=sum(p.stat().st_size for p in files),

@@ -1,13 +1,18 @@
-"""What the site shows, read from the published warehouse in one short read-only connection."""
+"""What the site shows, read from the published warehouse through one read-only connection.
+
+Memory stays flat whatever the history: the shared data (months, counts, names, top posts)
+is small; a month's rankings are read one month at a time, territory histories one batch
+of territories at a time.
+"""
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..warehouse import connect
+import duckdb
 
 RANKING_COLUMNS = ("month", "category", "rank", "territory_id", "territory_name", "handle",
                    "score", "engagement_rate", "reach", "posts_per_day", "followers",
@@ -17,6 +22,9 @@ POST_COLUMNS = ("month", "category", "post_rank", "territory_id", "handle", "med
                 "posted_at", "media_type", "like_count", "comments_count", "interactions",
                 "engagement", "permalink", "is_demo")
 ALERT_COLUMNS = ("month", "territory_id", "handle", "alert", "detail")
+TERRITORY_ALERTS = 24          # most recent alerts shown on a territory page
+TERRITORY_BATCH = 2000         # territories whose histories are held in memory at once
+RECENT_MONTHS = 12             # months shown in full on a territory page
 
 
 def slug(territory_id: str) -> str:
@@ -26,17 +34,13 @@ def slug(territory_id: str) -> str:
 
 @dataclass
 class SiteData:
+    """What every page may need: small whatever the number of months."""
     categories: list[dict[str, Any]]
     months: list[dt.date]                       # every ranked month, ascending
     provisional: set[dt.date]
     is_demo: bool
-    # month → category → ranked rows by rank (only the months being rendered)
-    rankings: dict[dt.date, dict[str, list[dict[str, Any]]]]
-    # territory_id → rows of every month, ascending (only the territories being rendered)
-    history: dict[str, list[dict[str, Any]]]
     ranked_counts: dict[tuple[dt.date, str], int]
-    posts: list[dict[str, Any]]
-    alerts: list[dict[str, Any]]
+    posts: list[dict[str, Any]]                 # top posts, 10 per month and category
     names: dict[str, str]                       # territory_id → latest name
     search: list[tuple[str, str, str, str]] = field(default_factory=list)
 
@@ -57,62 +61,98 @@ def _table_exists(con, schema: str, name: str) -> bool:
                             [schema, name]).fetchone()[0])
 
 
-def read_site_data(warehouse: Path, months: list[dt.date] | None) -> SiteData:
-    """Read what the pages of `months` (all when None) need.
+def read_site_data(con: duckdb.DuckDBPyConnection) -> SiteData:
+    """The shared data: categories, months, counts, names, search index, top posts."""
+    categories = [dict(zip(("category", "label", "top_n", "sort_order"), r)) for r in
+                  con.execute("""select category, label, top_n, sort_order
+                                 from marts.dim_categories order by sort_order""").fetchall()]
+    month_rows = con.execute("""select month, bool_or(is_provisional), bool_or(is_demo)
+                                from marts.fct_monthly_rankings group by month
+                                order by month""").fetchall()
+    counts = {(mo, c): n for mo, c, n in con.execute(
+        """select month, category, count(*) from marts.fct_monthly_rankings
+           group by all""").fetchall()}
+    posts = []
+    if _table_exists(con, "marts", "fct_top_posts"):
+        posts = _dicts(con.execute(f"""select {', '.join(POST_COLUMNS)} from marts.fct_top_posts
+                                       order by month desc, category, post_rank"""),
+                       POST_COLUMNS)
+    latest = con.execute("""select territory_id, arg_max(territory_name, month),
+                                   arg_max(category, month)
+                            from marts.fct_monthly_rankings group by territory_id
+                            order by 2, 1""").fetchall()
+    labels = {c["category"]: c["label"] for c in categories}
+    return SiteData(categories=categories, months=[r[0] for r in month_rows],
+                    provisional={r[0] for r in month_rows if r[1]},
+                    is_demo=any(r[2] for r in month_rows), ranked_counts=counts, posts=posts,
+                    names={tid: name for tid, name, _ in latest},
+                    search=[(name, tid.split(":", 1)[-1], slug(tid), labels.get(cat, cat))
+                            for tid, name, cat in latest])
 
-    Territory histories are read for the territories ranked in those months; the index,
-    the search and the month list always cover the whole warehouse.
-    """
-    with connect(warehouse, read_only=True) as con:
-        categories = [dict(zip(("category", "label", "top_n", "sort_order"), r)) for r in
-                      con.execute("""select category, label, top_n, sort_order
-                                     from marts.dim_categories order by sort_order""").fetchall()]
-        month_rows = con.execute("""select month, bool_or(is_provisional), bool_or(is_demo)
-                                    from marts.fct_monthly_rankings group by month
-                                    order by month""").fetchall()
-        all_months = [r[0] for r in month_rows]
-        provisional = {r[0] for r in month_rows if r[1]}
-        is_demo = any(r[2] for r in month_rows)
-        wanted = all_months if months is None else sorted(set(months) & set(all_months))
-        latest_two = [mo for mo in all_months if mo not in provisional][-1:] + sorted(provisional)
-        before = [all_months[i - 1] for i, mo in enumerate(all_months) if mo in wanted and i > 0]
-        rendered = sorted(set(wanted) | set(latest_two) | set(before))
-        cols = ", ".join(RANKING_COLUMNS)
-        rows = _dicts(con.execute(f"""select {cols} from marts.fct_monthly_rankings
-                                      where month in (select unnest(?::date[]))
-                                      order by month, category, rank""", [rendered]),
-                      RANKING_COLUMNS)
-        rankings: dict[dt.date, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-        for row in rows:
-            rankings[row["month"]][row["category"]].append(row)
-        counts = {(mo, c): n for mo, c, n in con.execute(
-            """select month, category, count(*) from marts.fct_monthly_rankings
-               group by all""").fetchall()}
-        hist: dict[str, list] = defaultdict(list)
+
+def read_month_rankings(con: duckdb.DuckDBPyConnection,
+                        month: dt.date) -> dict[str, list[dict[str, Any]]]:
+    """category → the month's ranked rows, by rank."""
+    by_category: dict[str, list] = defaultdict(list)
+    for row in _dicts(con.execute(f"""select {', '.join(RANKING_COLUMNS)}
+                                      from marts.fct_monthly_rankings where month = ?
+                                      order by category, rank""", [month]), RANKING_COLUMNS):
+        by_category[row["category"]].append(row)
+    return by_category
+
+
+def read_month_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str, Any]]:
+    return _dicts(con.execute(f"""select {', '.join(ALERT_COLUMNS)} from marts.account_alerts
+                                  where month = ? order by territory_id, alert""", [month]),
+                  ALERT_COLUMNS)
+
+
+def ranked_territories(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> list[str]:
+    """The territories ranked in any of `months`, sorted."""
+    return [r[0] for r in con.execute(
+        """select distinct territory_id from marts.fct_monthly_rankings
+           where month in (select unnest(?::date[])) order by 1""", [months]).fetchall()]
+
+
+@dataclass
+class TerritoryHistory:
+    """What a territory page shows: its last 12 ranked months in full, and the rank and
+    follower series of every month for the charts."""
+    recent: list[dict[str, Any]]                # ascending, at most RECENT_MONTHS rows
+    months: list[dt.date]                       # every ranked month, ascending
+    ranks: list[int]
+    followers: list[int]
+
+
+def territory_batches(con: duckdb.DuckDBPyConnection, territory_ids: list[str],
+                      size: int = TERRITORY_BATCH) -> Iterator[tuple[dict, dict]]:
+    """Per batch of `size` territories: (territory_id → TerritoryHistory; territory_id →
+    its most recent alerts, newest first). Only the chart series span the whole history,
+    as three lists per territory."""
+    cols = ", ".join(RANKING_COLUMNS)
+    for i in range(0, len(territory_ids), size):
+        ids = territory_ids[i:i + size]
+        recent: dict[str, list] = defaultdict(list)
         for row in _dicts(con.execute(f"""
                 select {cols} from marts.fct_monthly_rankings
-                where territory_id in (select territory_id from marts.fct_monthly_rankings
-                                       where month in (select unnest(?::date[])))
-                order by territory_id, month""", [wanted]), RANKING_COLUMNS):
-            hist[row["territory_id"]].append(row)
-        posts = []
-        if _table_exists(con, "marts", "fct_top_posts"):
-            posts = _dicts(con.execute(f"""select {', '.join(POST_COLUMNS)}
-                                          from marts.fct_top_posts
-                                          order by month desc, category, post_rank"""),
-                           POST_COLUMNS)
-        alerts = _dicts(con.execute(f"""select {', '.join(ALERT_COLUMNS)}
-                                       from marts.account_alerts
-                                       order by month desc, territory_id, alert"""),
-                        ALERT_COLUMNS)
-        latest = con.execute("""select territory_id, arg_max(territory_name, month),
-                                       arg_max(category, month)
-                                from marts.fct_monthly_rankings group by territory_id
-                                order by 2, 1""").fetchall()
-    labels = {c["category"]: c["label"] for c in categories}
-    names = {tid: name for tid, name, _ in latest}
-    search = [(name, tid.split(":", 1)[-1], slug(tid), labels.get(cat, cat))
-              for tid, name, cat in latest]
-    return SiteData(categories=categories, months=all_months, provisional=provisional,
-                    is_demo=is_demo, rankings=rankings, history=hist, ranked_counts=counts,
-                    posts=posts, alerts=alerts, names=names, search=search)
+                where territory_id in (select unnest(?::varchar[]))
+                qualify row_number() over (partition by territory_id
+                                           order by month desc) <= {RECENT_MONTHS}
+                order by territory_id, month""", [ids]), RANKING_COLUMNS):
+            recent[row["territory_id"]].append(row)
+        history = {tid: TerritoryHistory(recent[tid], months, ranks, followers)
+                   for tid, months, ranks, followers in con.execute("""
+                select territory_id, list(month order by month), list(rank order by month),
+                       list(followers order by month)
+                from marts.fct_monthly_rankings
+                where territory_id in (select unnest(?::varchar[]))
+                group by territory_id order by territory_id""", [ids]).fetchall()}
+        alerts: dict[str, list] = defaultdict(list)
+        for row in _dicts(con.execute(f"""
+                select {', '.join(ALERT_COLUMNS)} from marts.account_alerts
+                where territory_id in (select unnest(?::varchar[]))
+                qualify row_number() over (partition by territory_id
+                                           order by month desc, alert) <= {TERRITORY_ALERTS}
+                order by territory_id, month desc, alert""", [ids]), ALERT_COLUMNS):
+            alerts[row["territory_id"]].append(row)
+        yield history, alerts

@@ -39,6 +39,9 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
         frac = (v - lo) / (hi - lo)
         return TOP + (frac if invert else 1 - frac) * plot_h
 
+    # the per-point loop inlines x() and y(): a territory page draws two charts of every month
+    x0, dx = (LEFT, plot_w / (n - 1)) if n > 1 else (LEFT + plot_w / 2, 0.0)
+    y0, dy = (TOP, plot_h / (hi - lo)) if invert else (TOP + plot_h, -plot_h / (hi - lo))
     segments, current = [], []
     for i, (_, v) in enumerate(points):
         if v is None:
@@ -46,7 +49,7 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
                 segments.append(current)
             current = []
         else:
-            current.append(f"{x(i):.1f},{y(v):.1f}")
+            current.append(f"{x0 + dx * i:.1f},{y0 + dy * (v - lo):.1f}")
     if current:
         segments.append(current)
     parts = [(f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
@@ -72,7 +75,7 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
             parts.append(f'<circle class="dot" cx="{cx}" cy="{cy}" r="3"/>')
         else:
             parts.append(f'<polyline class="line" points="{" ".join(seg)}"/>')
-    last_i = max(i for i, (_, v) in enumerate(points) if v is not None)
+    last_i = next(i for i in range(n - 1, -1, -1) if points[i][1] is not None)
     parts.append(f'<circle class="dot" cx="{x(last_i):.1f}" cy="{y(points[last_i][1]):.1f}" r="3.5"/>')
     parts.append("</svg>")
     return "".join(parts)

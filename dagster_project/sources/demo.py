@@ -17,7 +17,9 @@ What it reproduces (the README says how demo data is labelled):
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import dataclasses
 import datetime as dt
 import gzip
@@ -162,7 +164,18 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
     handles = np.array([a.handle for a in accounts], dtype=object)
     names = np.array([info[a.territory_id][1] for a in accounts], dtype=object)
     files, n_media = _write_chunks(snaps, grid, params.er, handles, names, seed, landing_dir)
-    return SimResult(len(wanted), n, len(snaps.acc), n_media, sorted(files))
+    result = SimResult(len(wanted), n, len(snaps.acc), n_media, sorted(files))
+    del params, grid, snaps
+    _release_memory()
+    return result
+
+
+def _release_memory() -> None:
+    """Hand the freed heap back to the OS (glibc keeps it otherwise): the steps that follow
+    in the same process (load, dbt) start from a small footprint, not from the simulator's
+    peak (measured at national scale: 0.5 GiB kept)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
@@ -334,10 +347,12 @@ def _write_chunks(sn: _Snapshots, g: _Grid, er: np.ndarray, handles: np.ndarray,
                                     sn.followers, er[sn.acc], sn.acc, sn.month, sn.n_final,
                                     np.random.default_rng([seed, 3, int(month_idx)])))
             media = pa.table({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+            del parts                              # the Arrow table holds its own copy
             n_media_total += media.num_rows
             snaps = _snapshots_table(sn, g, handles, names, np.nonzero(np.isin(sn.month, chunk))[0])
             pending.append(pool.submit(_write_months, snaps, media, landing_dir))
-            while len(pending) >= 3:               # at most 3 chunks in memory
+            del media, snaps
+            while len(pending) >= 2:               # at most 2 chunks in memory (one per writer)
                 files += pending.pop(0).result()
         for f in pending:
             files += f.result()

@@ -1,15 +1,9 @@
--- Posts returned with each snapshot of the months being built; a media id counts once per snapshot.
+-- Posts returned with each snapshot of the months being built (plus the month before).
+-- The loader keeps one row per (snapshot, media id): no window over every post here
+-- (it held every post of a backfill in memory); the unique test below checks it.
 with source as (
     select * from {{ source('raw', 'media') }}
     where month between {{ lookback_from() }} and {{ month_to() }}
-),
-
-deduplicated as (
-    select *
-    from source
-    qualify row_number() over (
-        partition by month, handle, fetched_at, media_id order by file, line
-    ) = 1
 )
 
 select
@@ -23,4 +17,4 @@ select
     comments_count,
     like_count + comments_count as interactions,
     permalink,
-from deduplicated
+from source
