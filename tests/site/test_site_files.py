@@ -157,3 +157,25 @@ def test_serve_answers_on_localhost(demo_run):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_territory_pages_rendered_in_parallel_equal_the_sequential_ones(demo_run, tmp_path,
+                                                                       monkeypatch):
+    """At national scale the territory pages are shared out between processes (each with
+    its own read-only connection): the pages must be the same, byte for byte."""
+    from dagster_project.site import build
+
+    published = demo_run / "published" / "warehouse.duckdb"
+    built_at = re.compile(r"\d\d/\d\d/\d{4} à \d\d:\d\d UTC")
+
+    def pages(parallel_from: int, workers: int) -> dict[str, str]:
+        monkeypatch.setattr(build, "PARALLEL_TERRITORIES", parallel_from)
+        monkeypatch.setattr(build.os, "cpu_count", lambda: workers)
+        out = tmp_path / f"site-{parallel_from}"
+        build.build_site(published, demo_run / "exports", out)
+        return {p.name: built_at.sub("", p.read_text(encoding="utf-8"))
+                for p in (out / "territoires").iterdir()}
+
+    sequential, parallel = pages(10**9, 1), pages(1, 2)
+    assert len(sequential) > 100 and parallel == sequential
