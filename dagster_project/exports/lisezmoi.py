@@ -3,6 +3,7 @@ template templates/LISEZMOI.txt.j2 (CRLF line ends, like the CSVs)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import jinja2
@@ -21,7 +22,9 @@ from .texts import (
 TEMPLATES = Path(__file__).with_name("templates")
 
 
+@functools.cache
 def _template() -> jinja2.Template:
+    """Compiled once per process (a backfill exports every month)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=False, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)

@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 import jinja2
+from markupsafe import Markup, escape
 
 from ..exports.formatting import evolution, month_label_fr
 from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_text
@@ -55,6 +56,7 @@ METHOD_DOC = HERE.parent.parent / "docs" / "methodologie.md"
 INDEX_POSTS_PER_CATEGORY = 3
 TERRITORY_POSTS = 24
 PARALLEL_TERRITORIES = 2000   # past this many territory pages, one process per core
+PARALLEL_MONTHS = 12          # … or this many months of ranking pages
 MAX_WORKERS = 4
 MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel", "REELS": "reel"}
 
@@ -98,12 +100,22 @@ def move_class(row: dict[str, Any]) -> str:
     return "" if not change else ("up" if change > 0 else "down")
 
 
+def move_cell(row: dict[str, Any]) -> Markup:
+    """The `évolution` cell of a ranking row (a filter: a Jinja macro call per row cost more
+    than the rest of the row on pages of 30 000 rows)."""
+    change = row.get("rank_change")
+    sort_value = "" if row.get("is_new_entry") or change is None else change
+    text = evolution(change, row.get("is_new_entry")) or "—"
+    return Markup(f'<td class="move {move_class(row)}" data-v="{sort_value}">{escape(text)}</td>')
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(
         num=fr_number, int_fr=fr_int, pct=fr_pct, signed=signed, move_class=move_class,
+        move_cell=move_cell,
         evolution=lambda r: evolution(r.get("rank_change"), r.get("is_new_entry")) or "—",
         month_fr=month_label_fr, month_key=month_key, slug=slug,
         date_fr=lambda t: t.strftime("%d/%m/%Y") if t else "—",
@@ -194,41 +206,76 @@ def territory_context(h: TerritoryHistory, data: SiteData,
         "posts": posts[:TERRITORY_POSTS], "alerts": alerts[:TERRITORY_ALERTS]}
 
 
+def _posts_by(data: SiteData, *keys: str) -> dict[tuple, list]:
+    grouped: dict[tuple, list] = defaultdict(list)
+    for p in data.posts:
+        grouped[tuple(p[k] for k in keys)].append(p)
+    return grouped
+
+
+def render_categories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path,
+                      months: list[dt.date], base: dict[str, Any]) -> int:
+    """Write the full ranking pages of `months` (every category), a month at a time."""
+    template = _env().get_template("category.html.j2")
+    labels = {c["category"]: c["label"] for c in data.categories}
+    posts = _posts_by(data, "month", "category")
+    pages = 0
+    for month in months:
+        prev, nxt = _neighbours(data.months, month)
+        rankings = read_month_rankings(con, month)
+        for c in data.categories:
+            html = template.render(
+                **base, root="../../", month=month, category=c, categories=data.categories,
+                rows=rankings.get(c["category"], []), prev=prev, next=nxt,
+                is_provisional=month in data.provisional, names=data.names, labels=labels,
+                posts=posts.get((month, c["category"]), []))
+            pages += _write(out / "classements" / month_key(month) / f"{c['category']}.html", html)
+    return pages
+
+
 def render_territories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path,
                        territory_ids: list[str], base: dict[str, Any]) -> int:
     """Write the pages of `territory_ids`, a batch of histories at a time."""
     template = _env().get_template("territory.html.j2")
-    posts_by_t: dict[str, list] = defaultdict(list)
-    for p in data.posts:
-        posts_by_t[p["territory_id"]].append(p)
+    posts = _posts_by(data, "territory_id")
     pages = 0
     for history, alerts in territory_batches(con, territory_ids):
         for tid, h in history.items():
-            ctx = territory_context(h, data, posts_by_t.get(tid, []), alerts.get(tid, []))
+            ctx = territory_context(h, data, posts.get((tid,), []), alerts.get(tid, []))
             pages += _write(out / "territoires" / f"{slug(tid)}.html",
                             template.render(**base, root="../", **ctx))
     return pages
 
 
-def _territory_worker(warehouse: Path, data: SiteData, out: Path, territory_ids: list[str],
-                      base: dict[str, Any]) -> int:
+RENDERERS = {"categories": render_categories, "territories": render_territories}
+
+
+def _worker(kind: str, warehouse: Path, data: SiteData, out: Path, items: list,
+            base: dict[str, Any]) -> int:
     with connect(warehouse, read_only=True) as con:
-        return render_territories(con, data, out, territory_ids, base)
+        return RENDERERS[kind](con, data, out, items, base)
 
 
-def render_all_territories(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData,
-                           out: Path, territory_ids: list[str], base: dict[str, Any]) -> int:
-    """Territory pages are most of the site (one per ranked territory): past
-    PARALLEL_TERRITORIES of them, they are rendered by one process per core (each with its
-    own read-only connection to the same file)."""
+def render_months_and_territories(con: duckdb.DuckDBPyConnection, warehouse: Path,
+                                  data: SiteData, out: Path, months: list[dt.date],
+                                  territory_ids: list[str], base: dict[str, Any]) -> int:
+    """The month ranking pages and the territory pages, most of the site. Past
+    PARALLEL_TERRITORIES territories or PARALLEL_MONTHS months, they are shared out between
+    one process per core, each with its own read-only connection to the same file (callers'
+    main scripts need the usual `if __name__ == "__main__"` guard, as console scripts have)."""
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if workers < 2 or len(territory_ids) < PARALLEL_TERRITORIES:
-        return render_territories(con, data, out, territory_ids, base)
-    parts = [territory_ids[i::workers * 4] for i in range(workers * 4)]   # balanced slices
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return sum(pool.map(_territory_worker, [warehouse] * len(parts), [data] * len(parts),
-                            [out] * len(parts), parts, [base] * len(parts)))
+    if workers < 2 or (len(territory_ids) < PARALLEL_TERRITORIES
+                       and len(months) < PARALLEL_MONTHS):
+        return (render_categories(con, data, out, months, base)
+                + render_territories(con, data, out, territory_ids, base))
+    n = workers * 4                         # interleaved slices balance big and small ones
+    jobs = ([("categories", months[i::n]) for i in range(n) if months[i::n]]
+            + [("territories", territory_ids[i::n]) for i in range(n) if territory_ids[i::n]])
+    with ProcessPoolExecutor(max_workers=workers,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_worker, kind, warehouse, data, out, items, base)
+                   for kind, items in jobs]
+        return sum(f.result() for f in futures)
 
 
 def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData, out: Path,
@@ -239,29 +286,13 @@ def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData
     built_at = dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC")
     base = {"is_demo": data.is_demo, "built_at": built_at}
     labels = {c["category"]: c["label"] for c in data.categories}
-    pages = 0
-    posts_by_mc: dict[tuple, list] = defaultdict(list)
-    for p in data.posts:
-        posts_by_mc[(p["month"], p["category"])].append(p)
-
-    category_tpl = env.get_template("category.html.j2")
+    posts_by_mc = _posts_by(data, "month", "category")
     # A month's pages, plus the month before (its "next month" link appears).
     page_months = set(months)
     if not full:
         page_months |= {p for p, _ in (_neighbours(data.months, mo) for mo in months) if p}
-    for month in sorted(page_months):
-        prev, nxt = _neighbours(data.months, month)
-        rankings = read_month_rankings(con, month)
-        for c in data.categories:
-            html = category_tpl.render(
-                **base, root="../../", month=month, category=c, categories=data.categories,
-                rows=rankings.get(c["category"], []), prev=prev, next=nxt,
-                is_provisional=month in data.provisional, names=data.names, labels=labels,
-                posts=posts_by_mc.get((month, c["category"]), []))
-            pages += _write(out / "classements" / month_key(month) / f"{c['category']}.html", html)
-
-    pages += render_all_territories(con, warehouse, data, out, ranked_territories(con, months),
-                                    base)
+    pages = render_months_and_territories(con, warehouse, data, out, sorted(page_months),
+                                          ranked_territories(con, months), base)
 
     latest = data.latest
     provisional = max(data.provisional) if data.provisional else None

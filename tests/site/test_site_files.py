@@ -160,10 +160,10 @@ def test_serve_answers_on_localhost(demo_run):
 
 
 @pytest.mark.slow
-def test_territory_pages_rendered_in_parallel_equal_the_sequential_ones(demo_run, tmp_path,
-                                                                       monkeypatch):
-    """At national scale the territory pages are shared out between processes (each with
-    its own read-only connection): the pages must be the same, byte for byte."""
+def test_pages_rendered_in_parallel_equal_the_sequential_ones(demo_run, tmp_path, monkeypatch):
+    """At national scale (or over many months) the ranking and territory pages are shared
+    out between processes, each with its own read-only connection: the pages must be the
+    same, byte for byte."""
     from dagster_project.site import build
 
     published = demo_run / "published" / "warehouse.duckdb"
@@ -174,8 +174,10 @@ def test_territory_pages_rendered_in_parallel_equal_the_sequential_ones(demo_run
         monkeypatch.setattr(build.os, "cpu_count", lambda: workers)
         out = tmp_path / f"site-{parallel_from}"
         build.build_site(published, demo_run / "exports", out)
-        return {p.name: built_at.sub("", p.read_text(encoding="utf-8"))
-                for p in (out / "territoires").iterdir()}
+        return {str(p.relative_to(out)): built_at.sub("", p.read_text(encoding="utf-8"))
+                for p in out.rglob("*.html")}
 
     sequential, parallel = pages(10**9, 1), pages(1, 2)
-    assert len(sequential) > 100 and parallel == sequential
+    assert sum(k.startswith("classements") for k in sequential) >= 8
+    assert sum(k.startswith("territoires") for k in sequential) > 100
+    assert parallel == sequential
