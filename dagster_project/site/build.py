@@ -38,7 +38,6 @@ from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_t
 from ..months import month_key
 from ..warehouse import connect
 from .data import (
-    TERRITORY_ALERTS,
     SiteData,
     TerritoryHistory,
     ranked_territories,
@@ -203,7 +202,7 @@ def territory_context(h: TerritoryHistory, data: SiteData,
                                  invert=True, integer_axis=True),
         "followers_chart": line_chart([(mo, followers.get(mo)) for mo in span],
                                       f"Abonnés de @{last['handle']}, par mois"),
-        "posts": posts[:TERRITORY_POSTS], "alerts": alerts[:TERRITORY_ALERTS]}
+        "posts": posts[:TERRITORY_POSTS], "alerts": alerts}
 
 
 def _posts_by(data: SiteData, *keys: str) -> dict[tuple, list]:
@@ -248,10 +247,16 @@ def render_territories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path
 
 
 RENDERERS = {"categories": render_categories, "territories": render_territories}
+_shared: tuple = ()    # (warehouse, data, out, base) of a worker process, set once
 
 
-def _worker(kind: str, warehouse: Path, data: SiteData, out: Path, items: list,
-            base: dict[str, Any]) -> int:
+def _init_worker(warehouse: Path, data: SiteData, out: Path, base: dict[str, Any]) -> None:
+    global _shared
+    _shared = (warehouse, data, out, base)
+
+
+def _worker(kind: str, items: list) -> int:
+    warehouse, data, out, base = _shared
     with connect(warehouse, read_only=True) as con:
         return RENDERERS[kind](con, data, out, items, base)
 
@@ -271,11 +276,10 @@ def render_months_and_territories(con: duckdb.DuckDBPyConnection, warehouse: Pat
     n = workers * 4                         # interleaved slices balance big and small ones
     jobs = ([("categories", months[i::n]) for i in range(n) if months[i::n]]
             + [("territories", territory_ids[i::n]) for i in range(n) if territory_ids[i::n]])
-    with ProcessPoolExecutor(max_workers=workers,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, kind, warehouse, data, out, items, base)
-                   for kind, items in jobs]
-        return sum(f.result() for f in futures)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker,
+                             initargs=(warehouse, data, out, base)) as pool:
+        return sum(pool.map(_worker, *zip(*jobs)))
 
 
 def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData, out: Path,

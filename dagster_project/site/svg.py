@@ -32,16 +32,16 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
     n = len(points)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
-    def x(i: int) -> float:
-        return LEFT + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
-
-    def y(v: float) -> float:
-        frac = (v - lo) / (hi - lo)
-        return TOP + (frac if invert else 1 - frac) * plot_h
-
-    # the per-point loop inlines x() and y(): a territory page draws two charts of every month
     x0, dx = (LEFT, plot_w / (n - 1)) if n > 1 else (LEFT + plot_w / 2, 0.0)
     y0, dy = (TOP, plot_h / (hi - lo)) if invert else (TOP + plot_h, -plot_h / (hi - lo))
+
+    def x(i: int) -> float:
+        return x0 + dx * i
+
+    def y(v: float) -> float:
+        return y0 + dy * (v - lo)
+
+    # the per-point loop inlines x() and y(): a territory page draws two charts of every month
     segments, current = [], []
     for i, (_, v) in enumerate(points):
         if v is None:
