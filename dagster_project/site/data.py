@@ -128,25 +128,29 @@ def territory_batches(con: duckdb.DuckDBPyConnection, territory_ids: list[str],
                       size: int = TERRITORY_BATCH) -> Iterator[tuple[dict, dict]]:
     """Per batch of `size` territories: (territory_id → TerritoryHistory; territory_id →
     its most recent alerts, newest first). Only the chart series span the whole history,
-    as three lists per territory."""
+    as three lists per territory; the full rows are read from each territory's 12th latest
+    ranked month on (no window over the whole history)."""
     cols = ", ".join(RANKING_COLUMNS)
     for i in range(0, len(territory_ids), size):
         ids = territory_ids[i:i + size]
-        recent: dict[str, list] = defaultdict(list)
-        for row in _dicts(con.execute(f"""
-                select {cols} from marts.fct_monthly_rankings
-                where territory_id in (select unnest(?::varchar[]))
-                qualify row_number() over (partition by territory_id
-                                           order by month desc) <= {RECENT_MONTHS}
-                order by territory_id, month""", [ids]), RANKING_COLUMNS):
-            recent[row["territory_id"]].append(row)
-        history = {tid: TerritoryHistory(recent[tid], months, ranks, followers)
-                   for tid, months, ranks, followers in con.execute("""
+        series = con.execute("""
                 select territory_id, list(month order by month), list(rank order by month),
                        list(followers order by month)
                 from marts.fct_monthly_rankings
                 where territory_id in (select unnest(?::varchar[]))
-                group by territory_id order by territory_id""", [ids]).fetchall()}
+                group by territory_id order by territory_id""", [ids]).fetchall()
+        cuts = [months[-RECENT_MONTHS] if len(months) >= RECENT_MONTHS else months[0]
+                for _, months, _, _ in series]
+        recent: dict[str, list] = defaultdict(list)
+        for row in _dicts(con.execute(f"""
+                select {cols} from marts.fct_monthly_rankings r
+                join (select unnest(?::varchar[]) as cut_id, unnest(?::date[]) as cut)
+                  on r.territory_id = cut_id and r.month >= cut
+                order by territory_id, month""", [[t for t, *_ in series], cuts]),
+                RANKING_COLUMNS):
+            recent[row["territory_id"]].append(row)
+        history = {tid: TerritoryHistory(recent[tid], months, ranks, followers)
+                   for tid, months, ranks, followers in series}
         alerts: dict[str, list] = defaultdict(list)
         for row in _dicts(con.execute(f"""
                 select {', '.join(ALERT_COLUMNS)} from marts.account_alerts

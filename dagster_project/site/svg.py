@@ -6,6 +6,7 @@ territory was not ranked) breaks the line.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from html import escape
 
 WIDTH, HEIGHT = 640, 200
@@ -16,6 +17,14 @@ def _fmt(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}".replace(",", "\u202f")
     return f"{value:g}" if value == int(value) else f"{value:.1f}".replace(".", ",")
+
+
+@functools.cache
+def _x_texts(n: int) -> tuple[str, ...]:
+    """The x coordinates of n points, as written in the SVG."""
+    plot_w = WIDTH - LEFT - RIGHT
+    x0, dx = (LEFT, plot_w / (n - 1)) if n > 1 else (LEFT + plot_w / 2, 0.0)
+    return tuple(f"{x0 + dx * i:.1f}" for i in range(n))
 
 
 def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
@@ -41,7 +50,9 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
     def y(v: float) -> float:
         return y0 + dy * (v - lo)
 
-    # the per-point loop inlines x() and y(): a territory page draws two charts of every month
+    # a territory page draws two charts of every month: the x texts are shared by every
+    # chart of n points, y() is inlined
+    xs = _x_texts(n)
     segments, current = [], []
     for i, (_, v) in enumerate(points):
         if v is None:
@@ -49,7 +60,7 @@ def line_chart(points: list[tuple[dt.date, float | None]], title: str, *,
                 segments.append(current)
             current = []
         else:
-            current.append(f"{x0 + dx * i:.1f},{y0 + dy * (v - lo):.1f}")
+            current.append(f"{xs[i]},{y0 + dy * (v - lo):.1f}")
     if current:
         segments.append(current)
     parts = [(f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
