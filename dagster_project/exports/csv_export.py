@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from ..landing import fsync_dir as _fsync_dir
 from ..months import month_key
 from .formatting import (
@@ -202,9 +204,10 @@ def _fsync_tree(folder: Path) -> None:
 
 # ---------------------------------------------------------------- entry point
 
-def export_month(warehouse: Path, month: dt.date, exports_dir: Path,
+def export_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date, exports_dir: Path,
                  dialect: str = "excel-fr") -> list[Path]:
     """Write the month's CSV exports; returns the paths written (categories, alertes, LISEZMOI).
+    `warehouse` is a file, or an open read-only connection (many months through one).
 
     Re-exporting replaces the whole `<exports_dir>/<YYYY-MM>/` folder atomically; files
     written there by others (e.g. `rapport.html`) are replaced too, so render the report
@@ -212,9 +215,10 @@ def export_month(warehouse: Path, month: dt.date, exports_dir: Path,
     """
     spec = get_dialect(dialect)
     month = first_of_month(month)
-    data = read_month(Path(warehouse), month)
+    data = read_month(warehouse, month)
     if not data.rows and not data.alerts and not data.ranked_counts:
-        raise ValueError(f"no rankings or alerts for {month_key(month)} in {warehouse}: "
+        where = "the warehouse" if isinstance(warehouse, duckdb.DuckDBPyConnection) else warehouse
+        raise ValueError(f"no rankings or alerts for {month_key(month)} in {where}: "
                          "run the pipeline for that month first")
     exported_at = dt.datetime.now(dt.UTC)
     final = Path(exports_dir) / month_key(month)

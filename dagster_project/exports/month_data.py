@@ -1,5 +1,6 @@
 """Reading a month from the warehouse: categories, rankings, alerts, snapshot dates,
-sources and the reference vintage (read-only, one short connection per call)."""
+sources and the reference vintage (read-only: one short connection per call, or the
+caller's open connection)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -124,27 +125,27 @@ class MonthData:
         return len(self.rows) + len(self.alerts)
 
 
-def read_month(warehouse: Path, month: dt.date) -> MonthData:
+def read_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date) -> MonthData:
+    """A month's export data, from a warehouse file (one short connection) or through an
+    open connection (a backfill exports every month through one)."""
     month = first_of_month(month)
-    with connect(warehouse) as con:
-        categories = read_categories(con)
-        rows = read_rankings(con, month, top_only=True)
-        counts = dict(con.execute("""select category, count(*) from marts.fct_monthly_rankings
-                                     where month = ? group by category""", [month]).fetchall())
-        alerts = read_alerts(con, month)
-        snap_min, snap_max = con.execute(
-            """select min(snapshot_at), max(snapshot_at) from marts.fct_monthly_rankings
-               where month = ?""", [month]).fetchone()
-        provisional = bool(con.execute(
-            """select coalesce(bool_or(is_provisional), false)
-               from marts.fct_monthly_rankings where month = ?""", [month]).fetchone()[0])
-        sources = [r[0] for r in con.execute(
-            """select distinct source from marts.fct_monthly_rankings
-               where month = ? and source is not null order by 1""", [month]).fetchall()]
-        vintage, version = con.execute(
-            """select max(vintage), max(package_version) from marts.dim_territories
-               where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
-            [month]).fetchone()
+    if not isinstance(warehouse, duckdb.DuckDBPyConnection):
+        with connect(warehouse) as con:
+            return read_month(con, month)
+    con = warehouse
+    categories = read_categories(con)
+    rows = read_rankings(con, month, top_only=True)
+    counts = dict(con.execute("""select category, count(*) from marts.fct_monthly_rankings
+                                 where month = ? group by category""", [month]).fetchall())
+    alerts = read_alerts(con, month)
+    snap_min, snap_max, provisional, sources = con.execute(
+        """select min(snapshot_at), max(snapshot_at), coalesce(bool_or(is_provisional), false),
+                  list(distinct source order by source) filter (where source is not null)
+           from marts.fct_monthly_rankings where month = ?""", [month]).fetchone()
+    vintage, version = con.execute(
+        """select max(vintage), max(package_version) from marts.dim_territories
+           where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
+        [month]).fetchone()
     by_cat: dict[str, list[dict[str, Any]]] = {c["category"]: [] for c in categories}
     for row in rows:
         by_cat.setdefault(row["category"], []).append(row)
@@ -155,7 +156,7 @@ def read_month(warehouse: Path, month: dt.date) -> MonthData:
     return MonthData(month=month, categories=categories, rankings=by_cat,
                      ranked_counts={k: int(v) for k, v in counts.items()}, alerts=alerts,
                      snapshot_min=utc(snap_min), snapshot_max=utc(snap_max),
-                     provisional=provisional, sources=sources, vintage=vintage,
+                     provisional=bool(provisional), sources=sources or [], vintage=vintage,
                      package_version=version)
 
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from ... import months as m
-from ...warehouse import publish, writer_lock
+from ...warehouse import connect, publish, writer_lock
 from ..partitions import monthly_partitions, single_run, window_months
 from ..resources import ObservatoireResource
 
@@ -68,9 +68,13 @@ def monthly_exports(context: AssetExecutionContext,
     if not months:
         return MaterializeResult(metadata={"months": 0, "files": 0,
                                            "months_without_data": ", ".join(empty)})
-    # Two threads: DuckDB reads release the GIL while the other thread writes CSV.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        files = sum(pool.map(lambda mo: len(export_month(source, mo, settings.exports_dir)), months))
+    # One connection for the whole range; two threads (a cursor each): DuckDB reads release
+    # the GIL while the other thread writes CSV.
+    with connect(source, read_only=True) as con, ThreadPoolExecutor(max_workers=2) as pool:
+        def export(month):
+            with con.cursor() as cur:
+                return len(export_month(cur, month, settings.exports_dir))
+        files = sum(pool.map(export, months))
     for month in months[-REPORT_MONTHS:]:
         render_report(source, month, settings.exports_dir)
         files += 1
