@@ -168,7 +168,11 @@ def _update_slot(slot: Path, warehouse: Path) -> int:
 
 
 def _copy_tables(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> None:
-    """Month-keyed tables: the changed months; other tables whole; views recreated."""
+    """Month-keyed tables: the changed months; other tables whole; views recreated (dropped
+    first: a model may have changed from a view to a table)."""
+    for schema, view in con.execute("""select schema_name, view_name from duckdb_views()
+            where database_name = current_database() and not internal""").fetchall():
+        con.execute(f'drop view "{schema}"."{view}"')
     source, target = _tables(con, "src"), _tables(con)
     for (schema, table), columns in source.items():
         q = f'"{schema}"."{table}"'
@@ -180,9 +184,6 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> None:
             con.execute(f"create or replace table {q} as select * from src.{q}")
     for schema, table in set(target) - set(source) - {("meta", "publication")}:
         con.execute(f'drop table "{schema}"."{table}"')
-    for schema, view in con.execute("""select schema_name, view_name from duckdb_views()
-            where database_name = current_database() and not internal""").fetchall():
-        con.execute(f'drop view "{schema}"."{view}"')
     for schema, sql in con.execute("""select schema_name, sql from duckdb_views()
             where database_name = 'src' and not internal""").fetchall():
         con.execute(f'create schema if not exists "{schema}"')

@@ -35,6 +35,19 @@ def test_rankings_for_every_category_and_month(demo_run):
                  "and month = '2021-07-01'") == [(1,)]
 
 
+def test_published_copy_depends_on_no_file(demo_run, tmp_path):
+    """The analysts' copy opens anywhere: no view reads a file (the reference CSVs are
+    tables), and every view still answers from a copy of the file made elsewhere."""
+    copy = tmp_path / "elsewhere.duckdb"
+    shutil.copyfile((demo_run / "published" / "warehouse.duckdb").resolve(), copy)
+    views = q(copy, "select schema_name, view_name, sql from duckdb_views() where not internal")
+    assert views and not [v for v in views if "read_" in v[2].lower()]
+    assert q(copy, """select table_type from information_schema.tables where table_schema =
+                      'staging' and table_name = 'stg_reference__communes'""") == [("BASE TABLE",)]
+    for schema, view, _ in views:
+        q(copy, f'select * from "{schema}"."{view}" limit 1')
+
+
 def test_run_is_recorded_in_dagster_home(demo_run):
     import os
 
