@@ -14,7 +14,6 @@ pages, the pages of the territories ranked in them, and the shared pages).
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
 import multiprocessing
@@ -48,7 +47,7 @@ from .data import (
     slug,
     territory_batches,
 )
-from .svg import line_chart
+from .svg import line_chart, year_ticks
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -204,11 +203,16 @@ sont téléchargeables (<a href="telechargements.html">Téléchargements</a>).</
 
 # ------------------------------------------------------------------ pages
 
+def _tmp(path: Path) -> Path:
+    """Where `path` is written before it replaces the old file whole: a reader of the live
+    site (a partial build updates it in place) never sees half a file, and two builds at
+    once each write their own."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _write(path: Path, text: str) -> int:
-    """Write a page whole: a reader of the live site never sees half of it (a partial
-    build updates the site in place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _tmp(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return 1
@@ -223,21 +227,20 @@ def territory_context(h: TerritoryHistory, data: SiteData,
                       posts: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
     rows = h.recent
     last = rows[-1]
-    span = data.months[bisect.bisect_left(data.months, h.months[0]):
-                       bisect.bisect_right(data.months, h.months[-1])]
-    ranks, followers = dict(zip(h.months, h.ranks)), dict(zip(h.months, h.followers))
     label = next((c["label"] for c in data.categories if c["category"] == last["category"]),
                  last["category"])
     name = last["territory_name"]
+    years = year_ticks(data.months[h.first:h.first + h.n])
     return {
         "name": name, "label": label, "code": last["territory_id"].split(":", 1)[-1], "last": last,
         "last_count": data.ranked_counts.get((last["month"], last["category"]), 0),
         "recent": list(reversed(rows)), "counts": data.ranked_counts,
-        "rank_chart": line_chart([(mo, ranks.get(mo)) for mo in span],
-                                 f"Rang de {name} dans sa catégorie, par mois",
-                                 invert=True, integer_axis=True),
-        "followers_chart": line_chart([(mo, followers.get(mo)) for mo in span],
-                                      f"Abonnés de @{last['handle']}, par mois"),
+        "rank_chart": Markup(line_chart(h.rank_points, 1, h.rank_hi,
+                                        f"Rang de {name} dans sa catégorie, par mois",
+                                        invert=True, years=years)),
+        "followers_chart": Markup(line_chart(h.followers_points, h.followers_lo, h.followers_hi,
+                                             f"Abonnés de @{last['handle']}, par mois",
+                                             invert=False, years=years)),
         "posts": posts[:TERRITORY_POSTS], "alerts": alerts}
 
 
@@ -274,7 +277,7 @@ def render_territories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path
     template = _env().get_template("territory.html.j2")
     posts = _posts_by(data, "territory_id")
     pages = 0
-    for history, alerts in territory_batches(con, territory_ids):
+    for history, alerts in territory_batches(con, territory_ids, data.months):
         for tid, h in history.items():
             ctx = territory_context(h, data, posts.get((tid,), []), alerts.get(tid, []))
             pages += _write(out / "territoires" / f"{slug(tid)}.html",
@@ -382,13 +385,16 @@ def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path
         if not src.is_dir():
             continue
         dst = folder / month_key(month)
-        shutil.rmtree(dst, ignore_errors=True)
-        dst.mkdir()
-        for f in sorted(src.iterdir()):
-            if f.suffix in (".csv", ".txt"):
-                shutil.copyfile(f, dst / f.name)
+        dst.mkdir(exist_ok=True)
+        wanted = [f for f in sorted(src.iterdir()) if f.suffix in (".csv", ".txt")]
+        for f in wanted:
+            shutil.copyfile(f, _tmp(dst / f.name))
+            os.replace(_tmp(dst / f.name), dst / f.name)
+        for old in set(dst.iterdir()) - {dst / f.name for f in wanted}:
+            if not old.name.startswith("."):
+                old.unlink(missing_ok=True)
     parquet = folder / "rankings.parquet"
-    tmp = folder / ".rankings.parquet.tmp"
+    tmp = _tmp(parquet)
     con.execute(f"""copy (select * from marts.fct_monthly_rankings
                           order by month, category, rank)
                     to '{tmp}' (format parquet, compression zstd)""")
@@ -399,8 +405,10 @@ def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path
 
 def download_files(out: Path) -> list[tuple[str, list[str]]]:
     folder = out / "donnees"
-    return [(d.name, sorted(f.name for f in d.iterdir() if f.is_file()))
-            for d in sorted(folder.iterdir(), reverse=True) if d.is_dir()]
+    return [(d.name, sorted(f.name for f in d.iterdir()
+                            if f.is_file() and not f.name.startswith(".")))
+            for d in sorted(folder.iterdir(), reverse=True)
+            if d.is_dir() and not d.name.startswith(".")]
 
 
 def _size_text(n: int) -> str:
@@ -460,10 +468,17 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
 
 
 def _files(folder: Path) -> Iterator[tuple[str, int]]:
-    """(name, size) of every file under `folder` (os.scandir: a national site has 40 000)."""
+    """(name, size) of every file under `folder` (os.scandir: a national site has 40 000),
+    but the hidden ones: pages being written by another build at the same time."""
     with os.scandir(folder) as entries:
         for entry in entries:
+            if entry.name.startswith("."):
+                continue
             if entry.is_dir(follow_symlinks=False):
                 yield from _files(Path(entry.path))
             elif entry.is_file(follow_symlinks=False):
-                yield entry.name, entry.stat().st_size
+                try:
+                    size = entry.stat().st_size
+                except FileNotFoundError:   # removed meanwhile
+                    continue
+                yield entry.name, size

@@ -2,7 +2,7 @@
 
 Memory stays flat whatever the history: the shared data (months, counts, names, top posts)
 is small; a month's rankings are read one month at a time, territory histories one batch
-of territories at a time.
+of territories at a time, their charts drawn by DuckDB (Python gets SVG text, not series).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+
+from .svg import points_sql
 
 RANKING_COLUMNS = ("month", "category", "rank", "territory_id", "territory_name", "handle",
                    "score", "engagement_rate", "reach", "posts_per_day", "followers",
@@ -116,41 +118,77 @@ def ranked_territories(con: duckdb.DuckDBPyConnection, months: list[dt.date]) ->
 
 @dataclass
 class TerritoryHistory:
-    """What a territory page shows: its last 12 ranked months in full, and the rank and
-    follower series of every month for the charts."""
+    """What a territory page shows: its last 12 ranked months in full, and its rank and
+    follower charts over every month from its first to its last ranked month (the points
+    as SVG text, one string per run of consecutive ranked months: see `site.svg`)."""
     recent: list[dict[str, Any]]                # ascending, at most RECENT_MONTHS rows
-    months: list[dt.date]                       # every ranked month, ascending
-    ranks: list[int]
-    followers: list[int]
+    first: int                                  # index of its first ranked month in SiteData.months
+    n: int                                      # months from its first to its last ranked month
+    rank_hi: int                                # rank axis: 1 (top) to rank_hi
+    followers_lo: int
+    followers_hi: int
+    rank_points: list[str]
+    followers_points: list[str]
+
+
+def _charts_sql() -> str:
+    """Per territory of a batch: its span in the site's months, the axis bounds and the
+    chart points, and the month from which its last 12 ranked months start."""
+    rank = points_sql("mi - first", "n", "rank", "1", "rank_hi", invert=True)
+    followers = points_sql("mi - first", "n", "followers", "followers_lo", "followers_hi",
+                           invert=False)
+    return f"""
+        with site_months as (select unnest(?::date[]) as month, unnest(range(?)) as mi),
+        ranked as (
+            select r.territory_id, r.month, m.mi, r.rank, r.followers,
+                   row_number() over (partition by r.territory_id order by m.mi desc) as back,
+                   -- consecutive ranked months share mi - row_number()
+                   m.mi - row_number() over (partition by r.territory_id order by m.mi) as run
+            from marts.fct_monthly_rankings r join site_months m on m.month = r.month
+            where r.territory_id in (select unnest(?::varchar[]))),
+        spans as (
+            select territory_id, min(mi) as first, max(mi) - min(mi) + 1 as n,
+                   greatest(max(rank), 2) as rank_hi, min(followers) as followers_lo,
+                   if(max(followers) = min(followers), min(followers) + 1, max(followers))
+                       as followers_hi,
+                   min(month) filter (where back <= {RECENT_MONTHS}) as cut
+            from ranked group by territory_id),
+        runs as (
+            select territory_id, run,
+                   string_agg({rank}, ' ' order by mi) as rank_points,
+                   string_agg({followers}, ' ' order by mi) as followers_points
+            from ranked join spans using (territory_id)
+            group by territory_id, run)
+        select territory_id, first, n, rank_hi, followers_lo, followers_hi, cut,
+               list(rank_points order by run), list(followers_points order by run)
+        from spans join runs using (territory_id)
+        group by all order by territory_id"""
 
 
 def territory_batches(con: duckdb.DuckDBPyConnection, territory_ids: list[str],
+                      months: list[dt.date],
                       size: int = TERRITORY_BATCH) -> Iterator[tuple[dict, dict]]:
     """Per batch of `size` territories: (territory_id → TerritoryHistory; territory_id →
-    its most recent alerts, newest first). Only the chart series span the whole history,
-    as three lists per territory; the full rows are read from each territory's 12th latest
-    ranked month on (no window over the whole history)."""
+    its most recent alerts, newest first). `months` are the site's months (the charts' x
+    axis). The charts are drawn in SQL; the full rows are read from each territory's 12th
+    latest ranked month on."""
     cols = ", ".join(RANKING_COLUMNS)
+    charts_sql = _charts_sql()
     for i in range(0, len(territory_ids), size):
         ids = territory_ids[i:i + size]
-        series = con.execute("""
-                select territory_id, list(month order by month), list(rank order by month),
-                       list(followers order by month)
-                from marts.fct_monthly_rankings
-                where territory_id in (select unnest(?::varchar[]))
-                group by territory_id order by territory_id""", [ids]).fetchall()
-        cuts = [months[-RECENT_MONTHS] if len(months) >= RECENT_MONTHS else months[0]
-                for _, months, _, _ in series]
+        charts = con.execute(charts_sql, [months, len(months), ids]).fetchall()
         recent: dict[str, list] = defaultdict(list)
         for row in _dicts(con.execute(f"""
                 select {cols} from marts.fct_monthly_rankings r
                 join (select unnest(?::varchar[]) as cut_id, unnest(?::date[]) as cut)
                   on r.territory_id = cut_id and r.month >= cut
-                order by territory_id, month""", [[t for t, *_ in series], cuts]),
+                order by territory_id, month""", [[c[0] for c in charts], [c[6] for c in charts]]),
                 RANKING_COLUMNS):
             recent[row["territory_id"]].append(row)
-        history = {tid: TerritoryHistory(recent[tid], months, ranks, followers)
-                   for tid, months, ranks, followers in series}
+        history = {tid: TerritoryHistory(recent[tid], first, n, rank_hi, fol_lo, fol_hi,
+                                         rank_points, followers_points)
+                   for tid, first, n, rank_hi, fol_lo, fol_hi, _, rank_points, followers_points
+                   in charts}
         alerts: dict[str, list] = defaultdict(list)
         for row in _dicts(con.execute(f"""
                 select {', '.join(ALERT_COLUMNS)} from marts.account_alerts

@@ -11,7 +11,8 @@ import pytest
 from pipeline_support import E2E_TO, run_cli
 
 from dagster_project.site.build import fr_number, fr_pct, method_html, signed
-from dagster_project.site.svg import line_chart
+from dagster_project.site.data import RANKING_COLUMNS, territory_batches
+from dagster_project.site.svg import line_chart, year_ticks
 
 LINK = re.compile(r'(?:href|src)="([^"]*)"')
 
@@ -105,14 +106,52 @@ def test_one_month_rebuild_touches_only_that_month(demo_run):
     assert bad.returncode != 0 and "2021-13" in bad.stderr
 
 
+def chart_history(ranks: list[int | None], followers: list[int | None]):
+    """The TerritoryHistory of one territory ranked in the months where `ranks` has a value,
+    read through `territory_batches` from a minimal warehouse in memory."""
+    months = [dt.date(2019, 11, 1) + dt.timedelta(days=31 * i) for i in range(len(ranks))]
+    months = [mo.replace(day=1) for mo in months]
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute(f"""create table marts.fct_monthly_rankings as select * from (values
+        {", ".join(f"(date '{mo}', {r}, {f})" for mo, r, f in zip(months, ranks, followers)
+                   if r is not None)}) v(month, rank, followers)""")
+    for col in RANKING_COLUMNS:
+        if col not in ("month", "rank", "followers"):
+            kind = "varchar" if col in ("territory_id", "category") else "integer"
+            value = "'commune:1'" if col == "territory_id" else "null"
+            con.execute(f"alter table marts.fct_monthly_rankings add column {col} {kind} "
+                        f"default {value}")
+    con.execute("create table marts.account_alerts (month date, territory_id varchar, "
+                "handle varchar, alert varchar, detail varchar)")
+    history, _ = next(territory_batches(con, ["commune:1"], months))
+    return history["commune:1"], months
+
+
 def test_line_chart_breaks_on_missing_months_and_puts_rank_1_on_top():
-    months = [dt.date(2020, m, 1) for m in range(1, 7)]
-    svg = line_chart(list(zip(months, [3, 1, None, 2, 2, 5], strict=True)), "Rang", invert=True,
-                     integer_axis=True)
-    assert svg.count("<polyline") == 2 and "<title>Rang</title>" in svg
-    ys = [float(p.split(",")[1]) for p in re.search(r'points="([^"]+)"', svg).group(1).split()]
-    assert ys[1] < ys[0]  # rank 1 drawn above rank 3
-    assert line_chart([(months[0], None)], "vide") == ""
+    h, months = chart_history([3, 1, None, 2, 2, 5, None, 4], [10, 20, None, 30, 30, 50, None, 40])
+    assert (h.first, h.n, h.rank_hi, h.followers_lo, h.followers_hi) == (0, 8, 5, 10, 50)
+    assert len(h.recent) == 6 and h.recent[-1]["month"] == months[-1]
+    svg = line_chart(h.rank_points, 1, h.rank_hi, "Rang", invert=True,
+                     years=year_ticks(months[h.first:h.first + h.n]))
+    # two runs of months drawn as lines, the lone last month as a dot, then the end dot
+    assert svg.count("<polyline") == 2 and svg.count("<circle") == 2
+    assert "<title>Rang</title>" in svg and ">2020</text>" in svg
+    def pt(i: int, y: float) -> str:   # month i of 8 on a 572-wide plot, one decimal
+        return f"{56 + 572 / 7 * i:.1f},{y:.1f}"
+    # ranks 3, 1 on an axis from 1 (top, y 12) to 5 (bottom, y 172): rank 1 above rank 3
+    assert h.rank_points[0] == f"{pt(0, 12 + 160 / 4 * 2)} {pt(1, 12)}"
+    assert h.rank_points[2] == pt(7, 12 + 160 / 4 * 3)
+    # followers 30, 30, 50 on an axis from 10 (bottom, y 172) to 50 (top, y 12)
+    assert h.followers_points[1] == " ".join([pt(3, 172 - 160 / 40 * 20),
+                                             pt(4, 172 - 160 / 40 * 20), pt(5, 12)])
+    assert line_chart([], 1, 2, "vide", invert=True, years="") == ""
+
+
+def test_one_month_chart_is_a_centred_dot_on_a_flat_axis():
+    h, _ = chart_history([1], [500])
+    assert (h.n, h.rank_hi, h.followers_lo, h.followers_hi) == (1, 2, 500, 501)
+    assert h.rank_points == ["342.0,12.0"] and h.followers_points == ["342.0,172.0"]
 
 
 def test_french_numbers():
