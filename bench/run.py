@@ -171,7 +171,8 @@ def pipeline_s(steps: dict[str, float]) -> float:
     return sum(v for k, v in steps.items() if k != SITE_STEP)
 
 
-def national_figures(work: Path, first: dt.date, last: dt.date, year_one_add_s: float | None) -> dict:
+def national_figures(work: Path, first: dt.date, last: dt.date, year_one_add_s: float | None,
+                     year_one_steps: dict[str, float]) -> dict:
     """Every territory with an account over the whole history, then one more month: the
     time and peak memory of the history, and what the month costs on top of it vs alone."""
     hist_last = m.add_months(last, -1)
@@ -216,7 +217,11 @@ def national_figures(work: Path, first: dt.date, last: dt.date, year_one_add_s: 
         fig["national_year_ten_vs_year_one"] = {
             "value": round(ratio, 2), "target": "<= 1.15", "pass": ratio <= 1.15,
             "add_month_after_12_months_s": round(year_one_add_s, 1),
-            "add_month_after_history_s": round(add_s, 1)}
+            "add_month_after_history_s": round(add_s, 1),
+            "data_steps_ratio": round(pipeline_s(add_steps) / pipeline_s(year_one_steps), 2),
+            "site_step_ratio": round(add_steps.get(SITE_STEP, 0)
+                                     / max(year_one_steps.get(SITE_STEP, 0), 0.1), 2),
+            "add_steps_after_12_months_s": year_one_steps}
     return fig
 
 
@@ -252,6 +257,7 @@ def main() -> None:
         ar = archive_figures(work / "full", work)
         n_months = len(m.month_range(first, last))
         fig["full_demo_run_s"] = {"value": round(full_s, 1), "target": "<= 120", "pass": full_s <= 120,
+                                  "steps_s": step_times(work / "full"),
                                   "months": n_months}
         fig["backfill_ratio"] = {"value": round(full_s / one_s, 2), "target": "<= 6",
                                  "pass": full_s / one_s <= 6, "one_month_s": round(one_s, 1)}
@@ -273,7 +279,7 @@ def main() -> None:
                                        and ar["backup_incremental_copied"] == 0}
         fig["peak_memory_gib"] = {"value": round(full_rss, 2), "target": "<= 2", "pass": full_rss <= 2,
                                   "all_processes_gib": round(full_total, 2)}
-        year_one_add_s = None
+        year_one_add_s, year_one_steps = None, {}
         if not args.skip_scale:
             print("scale: every territory has an account, 12 months, then one more …", flush=True)
             s_first, s_last = m.add_months(last, -12), m.add_months(last, -1)
@@ -286,8 +292,9 @@ def main() -> None:
                                       "pass": True, "seconds": round(scale_s, 1), "accounts": accounts,
                                       "raw_rows": rows, "peak_memory_gib": round(scale_rss, 2)}
             year_one_add_s, _, _ = pipeline(work / "scale", last, last, "--scale")
+            year_one_steps = step_times(work / "scale")
         if args.national:
-            fig.update(national_figures(work, first, last, year_one_add_s))
+            fig.update(national_figures(work, first, last, year_one_add_s, year_one_steps))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
