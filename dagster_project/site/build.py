@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -436,13 +436,11 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
         site_dir.parent.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(prefix=".site-", dir=site_dir.parent)) if full else site_dir
         try:
-            # The downloads (CSV copies, the all-months Parquet file: DuckDB work that
-            # releases the GIL) are written while the pages are rendered.
-            with con.cursor() as cur, ThreadPoolExecutor(max_workers=1) as background:
-                downloads = background.submit(write_downloads, cur, exports_dir, out, run_months)
-                pages = render_pages(con, warehouse, data, out, run_months, full=full)
-                write_assets(data, out)
-                rows, size = downloads.result()
+            pages = render_pages(con, warehouse, data, out, run_months, full=full)
+            write_assets(data, out)
+            # after the pages, not meanwhile: sorting every ranking row for the Parquet
+            # file beside the page processes took the national run over 2 GiB
+            rows, size = write_downloads(con, exports_dir, out, run_months)
             env = _env()
             pages += _write(out / "telechargements.html", env.get_template(
                 "telechargements.html.j2").render(
