@@ -5,6 +5,7 @@
     territoires/<kind>-<code>.html  one page per ranked territory: history, KPIs, posts, alerts
     mois.html, methode.html, sources.html, telechargements.html
     donnees/rankings.parquet        every row of marts.fct_monthly_rankings
+    donnees/<YYYY-MM>/classements.parquet  the month's rows (rankings.parquet is joined from them)
     donnees/<YYYY-MM>/*.csv         the month's journalist exports (copied)
     assets/                         site.css, site.js, recherche.js (search index), mois.js
 
@@ -25,7 +26,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from ..exports.formatting import evolution, month_label_fr
 from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_text
 from ..months import month_key
 from ..warehouse import connect
+from . import parquet_join
 from .data import (
     SiteData,
     TerritoryHistory,
@@ -58,6 +60,8 @@ TERRITORY_POSTS = 24
 PARALLEL_TERRITORIES = 2000   # past this many territory pages, one process per core
 PARALLEL_MONTHS = 12          # … or this many months of ranking pages
 MAX_WORKERS = 4
+MONTH_PARQUET = "classements.parquet"   # a month's rankings, beside its CSV files
+CHANGES_KEY = "observatoire.changes"  # in rankings.parquet: the last meta.changes row it holds
 MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel", "REELS": "reel"}
 
 
@@ -382,8 +386,9 @@ def write_assets(data: SiteData, out: Path) -> None:
 
 
 def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path,
-                    months: list[dt.date]) -> tuple[int, int]:
-    """Copy the months' CSV exports; rewrite rankings.parquet. Returns (rows, bytes)."""
+                    months: list[dt.date], all_months: list[dt.date]) -> tuple[int, int]:
+    """Copy the CSV exports of `months`; bring rankings.parquet up to date with every month
+    in `all_months`. Returns its (rows, bytes)."""
     folder = out / "donnees"
     folder.mkdir(parents=True, exist_ok=True)
     for month in months:
@@ -397,17 +402,66 @@ def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path
             tmp = _tmp(dst / f.name)
             shutil.copyfile(f, tmp)
             os.replace(tmp, dst / f.name)
-        for old in set(dst.iterdir()) - {dst / f.name for f in wanted}:
+        for old in set(dst.iterdir()) - {dst / f.name for f in wanted} - {dst / MONTH_PARQUET}:
             if not old.name.startswith("."):
                 old.unlink(missing_ok=True)
+    return write_parquet(con, folder, months, all_months)
+
+
+def write_parquet(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt.date],
+                  all_months: list[dt.date]) -> tuple[int, int]:
+    """rankings.parquet, every month in one file, joined from one file per month
+    (`<YYYY-MM>/classements.parquet`, a download too): only the months of this build, the
+    months changed in the warehouse since the file was last joined (meta.changes) and the
+    missing ones are encoded again; the others are copied as bytes (`parquet_join`)."""
     parquet = folder / "rankings.parquet"
-    tmp = _tmp(parquet)
-    con.execute(f"""copy (select * from marts.fct_monthly_rankings
-                          order by month, category, rank)
-                    to '{tmp}' (format parquet, compression zstd)""")
-    rows = con.execute(f"select count(*) from read_parquet('{tmp}')").fetchone()[0]
-    os.replace(tmp, parquet)
+    mark = _last_change(con)
+    try:
+        done = parquet_join.key_values(parquet).get(CHANGES_KEY)
+    except (OSError, ValueError):
+        done = None
+    stale = set(all_months)
+    if mark and done and con.execute(   # the log the file was joined with, not a new one
+            "select count(*) from meta.changes where seq || ' ' || recorded_at = ?",
+            [done]).fetchone()[0]:
+        stale = set(months) | {mo for a, b in con.execute(
+            "select month_from, month_to from meta.changes where seq > ?",
+            [int(done.split()[0])]).fetchall() for mo in all_months if a <= mo <= b}
+    parts = [folder / month_key(mo) / MONTH_PARQUET for mo in all_months]
+    stale |= {mo for mo, part in zip(all_months, parts) if not part.exists()}
+    _encode_months(con, folder, sorted(stale))
+    meta = {CHANGES_KEY: mark} if mark else {}
+    rows = parquet_join.join(parts, parquet, meta)
+    if rows != con.execute("select count(*) from marts.fct_monthly_rankings").fetchone()[0]:
+        _encode_months(con, folder, all_months)     # a part altered by hand: every month again
+        rows = parquet_join.join(parts, parquet, meta)
     return rows, parquet.stat().st_size
+
+
+def _last_change(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The latest write logged in the warehouse's meta.changes, as 'seq recorded_at'
+    (None: no log)."""
+    if not con.execute("""select count(*) from duckdb_tables()
+                          where schema_name = 'meta' and table_name = 'changes'""").fetchone()[0]:
+        return None
+    row = con.execute("""select seq || ' ' || recorded_at from meta.changes
+                         order by seq desc limit 1""").fetchone()
+    return row[0] if row else None
+
+
+def _encode_months(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt.date]) -> None:
+    """One Parquet file per month, two months at a time (a cursor each)."""
+    def encode(month: dt.date) -> None:
+        part = folder / month_key(month) / MONTH_PARQUET
+        part.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp(part)
+        with con.cursor() as cur:
+            cur.execute(f"""copy (select * from marts.fct_monthly_rankings where month = ?
+                                  order by category, rank)
+                            to '{tmp}' (format parquet, compression zstd)""", [month])
+        os.replace(tmp, part)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(encode, months))
 
 
 def download_files(out: Path) -> list[tuple[str, list[str]]]:
@@ -447,7 +501,7 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
             write_assets(data, out)
             # after the pages, not meanwhile: sorting every ranking row for the Parquet
             # file beside the page processes took the national run over 2 GiB
-            rows, size = write_downloads(con, exports_dir, out, run_months)
+            rows, size = write_downloads(con, exports_dir, out, run_months, data.months)
             env = _env()
             pages += _write(out / "telechargements.html", env.get_template(
                 "telechargements.html.j2").render(
