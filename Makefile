@@ -31,7 +31,7 @@ run: setup
 	$(BIN)/observatoire run
 
 test: setup
-	$(BIN)/ruff check dagster_project tests bench
+	$(BIN)/ruff check dagster_project tests bench seeds
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test-fast: setup

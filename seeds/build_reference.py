@@ -417,7 +417,7 @@ def main() -> int:
         same = path.exists() and list(csv.reader(io.StringIO(path.read_text(encoding="utf-8")))) \
             == [header] + [[str(v) for v in row] for row in rows]
         changed = not same and write_if_changed(path, render_csv(header, rows))
-        print(f"  {str(path.relative_to(SEEDS_DIR)):<32} {len(rows):>6} rows  "
+        print(f"  {path.relative_to(SEEDS_DIR)!s:<32} {len(rows):>6} rows  "
               f"{'written' if changed else 'unchanged'}")
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(stats["epci_by_type"].items()))
     print(f"  {CURRENT_VINTAGE} EPCI by type: {by_type}")
@@ -427,8 +427,8 @@ def main() -> int:
           f"{stats['communes_without_epci']} without EPCI")
     print("  territories per category and vintage:")
     print("    " + " ".join(f"{key[:12]:>12}" for key, *_ in CATEGORIES))
-    for vintage in by_vintage:
-        counts = category_counts(by_vintage[vintage])
+    for vintage, territories in by_vintage.items():
+        counts = category_counts(territories)
         print(f"    {vintage} " + " ".join(f"{counts[key]:>12}" for key, *_ in CATEGORIES))
     n_accounts = verify_accounts(latest_names(by_vintage))
     print(f"  {ACCOUNTS_FILE.name}: {n_accounts} accounts, all territory_id found (not rewritten)")
