@@ -9,6 +9,8 @@ import duckdb
 import pytest
 from pipeline_support import ROOT, project_env, run_cli
 
+from dagster_project.cli import STEPS
+
 pytestmark = pytest.mark.slow
 CATEGORIES = {"region", "departement", "metropole", "communaute_agglomeration",
               "communaute_communes", "grande_ville", "ville_moyenne", "petite_ville"}
@@ -83,6 +85,10 @@ def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
     proc = run_cli(["run", "--from", "2021-07", "--to", "2021-07", "--data-dir", str(demo_run)], demo_run)
     assert proc.returncode == 0, proc.stderr
     assert q(wh, sql) == before
+    # the progress names each step once, as it ends, in the pipeline's order
+    ends = [proc.stderr.find(f"  {label}: ok (") for label in STEPS.values()]
+    assert -1 not in ends and ends == sorted(ends), proc.stderr
+    assert all(proc.stderr.count(f"  {label}: ok (") == 1 for label in STEPS.values())
     # The marts built month range by month range (incremental) equal a full rebuild.
     full = tmp_path / "full"
     full.mkdir()
