@@ -25,7 +25,7 @@ POST_COLUMNS = ("month", "category", "post_rank", "territory_id", "handle", "med
                 "engagement", "permalink", "is_demo")
 ALERT_COLUMNS = ("month", "territory_id", "handle", "alert", "detail")
 TERRITORY_ALERTS = 24          # most recent alerts shown on a territory page
-TERRITORY_BATCH = 2000         # territories whose histories are held in memory at once
+TERRITORY_BATCH = 5000         # territories read at once (each batch scans the rankings twice)
 RECENT_MONTHS = 12             # months shown in full on a territory page
 
 
