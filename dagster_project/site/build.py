@@ -431,9 +431,12 @@ def write_parquet(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt.
     stale |= {mo for mo, part in zip(all_months, parts) if not part.exists()}
     _encode_months(con, folder, sorted(stale))
     meta = {CHANGES_KEY: mark} if mark else {}
-    rows = parquet_join.join(parts, parquet, meta)
+    try:
+        rows = parquet_join.join(parts, parquet, meta)
+    except (OSError, ValueError):   # a part of other columns (the model changed), damaged, gone
+        rows = None
     if rows != con.execute("select count(*) from marts.fct_monthly_rankings").fetchone()[0]:
-        _encode_months(con, folder, all_months)     # a part altered by hand: every month again
+        _encode_months(con, folder, all_months)     # every month again
         rows = parquet_join.join(parts, parquet, meta)
     return rows, parquet.stat().st_size
 

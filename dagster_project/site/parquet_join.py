@@ -166,11 +166,12 @@ def encode(fields: list) -> bytes:
 
 def read_footer(fh) -> tuple[list, int]:
     """(decoded FileMetaData, byte offset where the footer starts) of an open Parquet file."""
-    fh.seek(-8, os.SEEK_END)
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(size - 8, 0))
     tail = fh.read(8)
-    if len(tail) < 8 or tail[4:] != MAGIC:
+    length = struct.unpack("<I", tail[:4])[0] if len(tail) == 8 else 0
+    if tail[4:] != MAGIC or not 0 < length <= size - 12:
         raise ValueError(f"{fh.name}: not a Parquet file")
-    length = struct.unpack("<I", tail[:4])[0]
     start = fh.seek(-8 - length, os.SEEK_END)
     return decode(fh.read(length)), start
 

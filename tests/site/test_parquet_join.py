@@ -149,3 +149,9 @@ def test_a_new_change_log_or_a_lost_part_encodes_again(con, tmp_path):
     os.replace(f"{cut}.x", cut)
     rows, _ = write_parquet(con, folder, [MONTHS[2]], MONTHS)
     assert rows == 15000 and same_rows(con, parquet)
+    # a column added to the model without a rebuild: the old months' files lack it
+    con.execute("alter table marts.fct_monthly_rankings add column note varchar default 'x'")
+    rows, _ = write_parquet(con, folder, [MONTHS[2]], MONTHS)
+    assert rows == 15000 and same_rows(con, parquet)
+    (folder / f"{MONTHS[0]:%Y-%m}" / MONTH_PARQUET).write_bytes(b"damaged")
+    assert write_parquet(con, folder, [MONTHS[2]], MONTHS)[0] == 15000 and same_rows(con, parquet)
