@@ -22,7 +22,7 @@ MAGIC = b"PAR1"
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 
 # Field ids (parquet.thrift) of the footer fields this module reads or moves.
-FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_KEY_VALUES = 3, 4, 5
+FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_KEY_VALUES = 2, 3, 4, 5
 GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
 CHUNK_FILE_OFFSET, CHUNK_META, CHUNK_OFFSET_INDEX, CHUNK_COLUMN_INDEX = 2, 3, 4, 6
 META_OFFSETS = (9, 10, 11, 14)   # data page, index page, dictionary page, bloom filter
@@ -218,7 +218,7 @@ def join(parts: list[Path], dest: Path, key_values: dict[str, str] | None = None
             for part in parts:
                 with open(part, "rb", buffering=0) as src:
                     meta, footer_at = read_footer(src)
-                    columns = encode([f for f in meta if f[0] == 2])
+                    columns = encode([f for f in meta if f[0] == FILE_SCHEMA])
                     if schema is None:
                         schema, first = columns, meta
                     elif columns != schema:
