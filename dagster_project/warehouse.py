@@ -148,7 +148,7 @@ def _update_slot(slot: Path, warehouse: Path) -> int:
         raise _NeedsFullCopy(str(exc)) from exc
     try:
         con.execute("set TimeZone = 'UTC'")
-        con.execute(f"attach '{_sql_string(warehouse)}' as src (read_only)")
+        con.execute(f"attach '{sql_string(warehouse)}' as src (read_only)")
         if not (_tables(con, "src").get(("meta", "changes")) and _tables(con).get(("meta", "publication"))):
             raise _NeedsFullCopy("no change log")
         done = con.execute("select seq from meta.publication").fetchone()[0]
@@ -202,7 +202,8 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str | None = None) -> dict
     return {(s, t): [tuple(col) for col in cols] for s, t, cols in rows}
 
 
-def _sql_string(path: Path) -> str:
+def sql_string(path: Path | str) -> str:
+    """A path as the text of a SQL string literal (quotes doubled)."""
     return str(path).replace("'", "''")
 
 

@@ -38,7 +38,7 @@ from markupsafe import Markup, escape
 from ..exports.formatting import evolution, month_label_fr
 from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_text
 from ..months import month_key
-from ..warehouse import connect
+from ..warehouse import connect, sql_string
 from . import parquet_join
 from .data import (
     SiteData,
@@ -461,7 +461,7 @@ def _encode_months(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt
         with con.cursor() as cur:
             cur.execute(f"""copy (select * from marts.fct_monthly_rankings where month = ?
                                   order by category, rank)
-                            to '{tmp}' (format parquet, compression zstd)""", [month])
+                            to '{sql_string(tmp)}' (format parquet, compression zstd)""", [month])
         os.replace(tmp, part)
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(encode, months))

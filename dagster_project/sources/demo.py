@@ -39,6 +39,7 @@ from .. import months as m
 from ..reference import territories
 from ..registry import Account, read_registry
 from ..settings import SEEDS_DIR
+from ..warehouse import sql_string
 
 DEMO_SEED = 20171001
 CHUNK_ACCOUNT_MONTHS = 15_000   # ~6 months of the default demo, 1 month at --scale
@@ -436,11 +437,11 @@ def _write_months(snaps: pa.Table, media: pa.Table, landing_dir: Path) -> list[P
             # Bounded: left at DuckDB's default (80 % of RAM), each writer kept 0.4 GiB of
             # buffers for a national-scale month and the collect step peaked near 2 GiB.
             con.execute(f"set memory_limit = '{WRITER_MEMORY}'; "
-                        f"set temp_directory = '{_sql_string(str(Path(tmp) / 'spill'))}'")
+                        f"set temp_directory = '{sql_string(Path(tmp) / 'spill')}'")
             json_dir = Path(tmp) / "json"
             con.register("snaps", snaps)
             con.register("media", media)
-            con.execute(_JSON_SQL.replace("{out}", _sql_string(str(json_dir))))
+            con.execute(_JSON_SQL.replace("{out}", sql_string(json_dir)))
         for part in sorted(json_dir.iterdir()):
             key = part.name.split("=", 1)[1]
             # gzip here rather than in DuckDB's COPY (twice as fast: zlib releases the GIL,
@@ -455,10 +456,6 @@ def _write_months(snaps: pa.Table, media: pa.Table, landing_dir: Path) -> list[P
                         shutil.copyfileobj(fin, fout, 1 << 20)
             out.append(_publish(written, landing_dir / key, int(counts[key])))
     return out
-
-
-def _sql_string(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _publish(written: Path, dest_dir: Path, lines: int) -> Path:
