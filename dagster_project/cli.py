@@ -473,7 +473,8 @@ def status(
     month: Annotated[str | None, typer.Option(help="Month YYYY-MM (default: the current month).")] = None,
 ) -> None:
     """Where the month's Graph API collection stands: accounts collected / total by status,
-    requests used, last run, and the plan for the rest of the collection window."""
+    requests used, last run, throttling holds, and the plan for the rest of the collection
+    window."""
     from .collection import month_status
     from .collection_plan import load_plan_settings
     from .reference import territory_ids
@@ -522,7 +523,7 @@ def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
     if last is None:
         table.add_row("last run", "none this month")
     else:
-        why = {None: "", "usage": " — usage headers reached the stop mark",
+        why = {None: "", "usage": " — still throttled by Meta when the run's time ran out",
                "call_budget": " — the run's call budget was spent",
                "time_budget": " — the run's time budget was spent",
                "quota": " — the day's quota was reached"}.get(last.stopped_reason,
@@ -531,6 +532,11 @@ def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
         table.add_row("last run", f"{last.started_at} → {last.ended_at or '…'}  "
                       f"[bold]{last.outcome}[/]{why}" + (f"  ({detail})" if detail else "")
                       + (f"  {last.message}" if last.message else ""))
+    holds, held_s = st.pauses
+    last_holds = (f"; last run {last.pauses} ({last.paused_s:.0f} s)"
+                  if last is not None and last.pauses else "")
+    table.add_row("throttling", f"{holds} hold(s), {held_s:.0f} s waited this month{last_holds}"
+                  if holds else "no hold this month")
     p = st.plan
     start = window_start(st.month, st.window_days)
     if st.month < m.current_month(today):

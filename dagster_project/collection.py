@@ -3,8 +3,8 @@
 `collect_today` is what the `graph_api` source of the collection asset runs (the daily
 schedule and `observatoire run --source graph_api` alike): it counts the accounts not
 collected yet this month, plans today's share (`collection_plan.plan_day`), collects with
-the run's budgets, and appends one line per run start and end to the month's run log,
-`<data_dir>/collection/<YYYY-MM>.jsonl` (outside the landing folder: landing files are the
+the run's budgets, and appends one line per run start, throttling hold and end to the
+month's run log, `<data_dir>/collection/<YYYY-MM>.jsonl` (outside the landing folder: landing files are the
 archive, the log is operational). `month_status` reads the registry, the month's landing
 files and the run log: what `observatoire status` and the asset's metadata show.
 """
@@ -109,6 +109,8 @@ class Run:
     collected: int = 0
     counts: dict = field(default_factory=dict)
     message: str = ""
+    pauses: int = 0          # throttling holds (one `paused` line each)
+    paused_s: float = 0.0    # their total wait
 
 
 def runs_of(lines: list[dict]) -> list[Run]:
@@ -117,6 +119,10 @@ def runs_of(lines: list[dict]) -> list[Run]:
         rid = str(line.get("run_id", ""))
         if line.get("event") == "started":
             runs[rid] = Run(rid, str(line.get("at", "")))
+        elif line.get("event") == "paused" and rid in runs:
+            run = runs[rid]
+            runs[rid] = replace(run, pauses=run.pauses + 1,
+                                paused_s=run.paused_s + float(line.get("waited_s") or 0))
         elif line.get("event") in ("finished", "failed") and rid in runs:
             counts = {k: int(line.get(k) or 0) for k in STATUSES}
             reason = line.get("stopped_reason")
@@ -152,6 +158,12 @@ class MonthStatus:
     def last_run(self) -> Run | None:
         return self.runs[-1] if self.runs else None
 
+    @property
+    def pauses(self) -> tuple[int, float]:
+        """Throttling holds of the month's runs: (count, total seconds)."""
+        return (sum(r.pauses for r in self.runs),
+                round(sum(r.paused_s for r in self.runs), 1))
+
     def as_metadata(self) -> dict:
         last = self.last_run
         return {
@@ -161,6 +173,8 @@ class MonthStatus:
             **{f"month_{k}": v for k, v in self.by_status.items()},
             "month_requests": self.requests,
             "month_runs": len(self.runs),
+            "month_throttle_holds": self.pauses[0],
+            "month_throttle_hold_s": self.pauses[1],
             "window_days": self.window_days,
             "last_run": (f"{last.started_at} → {last.ended_at or '…'} {last.outcome}"
                          + (f" ({last.stopped_reason})" if last.stopped_reason else "")
@@ -256,7 +270,7 @@ def _collect_today(accounts, settings, ps, options, now, max_in_flight, progress
     plan = before.plan
     base = options or CollectorOptions()
     opts = replace(base, calls_per_hour=plan.pace_calls_per_hour,
-                   stop_usage_pct=ps.stop_usage_pct,
+                   hold_usage_pct=ps.stop_usage_pct,
                    max_calls=plan.calls_per_run or None, max_run_s=run_s,
                    max_accounts=plan.quota)
     run_id = uuid.uuid4().hex[:12]
@@ -267,9 +281,14 @@ def _collect_today(accounts, settings, ps, options, now, max_in_flight, progress
     log.info("collection %s, run %s: %d of %d accounts left, %d window day(s) left, quota %d, "
              "%d calls at %.0f/h", month_key(month), run_id, plan.remaining, before.total,
              plan.days_left, plan.quota, plan.calls_per_run, plan.pace_calls_per_hour)
+
+    def paused(record: dict) -> None:  # each throttling hold, as it ends
+        append_run_log(settings.data_dir, month, {"event": "paused", "run_id": run_id,
+                                                  **record})
+
     try:
         result = collect_month(accounts, month, settings, max_in_flight=max_in_flight,
-                               progress=progress, now=now, options=opts)
+                               progress=progress, now=now, options=opts, on_pause=paused)
     except BaseException as exc:
         append_run_log(settings.data_dir, month, {
             "event": "failed", "run_id": run_id, "at": _stamp(now()),
@@ -279,8 +298,9 @@ def _collect_today(accounts, settings, ps, options, now, max_in_flight, progress
         "event": "finished", "run_id": run_id, "at": _stamp(now()),
         **{k: getattr(result, k) for k in STATUSES},
         "requests": result.requests, "stopped_reason": result.stopped_reason,
-        "dropped": result.dropped, "remaining": result.remaining,
-        "usage_max_pct": result.usage_max_pct, "files": [p.name for p in result.files]})
+        "dropped": result.dropped, "remaining": result.remaining, "left": result.left[:100],
+        "usage_max_pct": result.usage_max_pct, "pauses": len(result.pauses),
+        "paused_s": result.paused_s, "files": [p.name for p in result.files]})
     after = month_status(accounts, settings, month, today=started.date(), plan_settings=ps)
     return DayOutcome(result, plan, after)
 

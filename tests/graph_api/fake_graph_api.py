@@ -30,6 +30,10 @@ request of the simulated day counts; X-Business-Use-Case-Usage and X-App-Usage r
 100 × calls / N, and a request beyond N is answered code 4 "Application request limit
 reached" with estimated_time_to_regain_access. `new_day()` resets the count (the next day);
 `calls_by_day` keeps each day's count.
+Bursts (Meta's rolling one-hour limit, compressed): with `burst = (N, seconds)`, X-App-Usage
+rises by 100/N per call; the N-th call of a cycle starts a throttled spell of `seconds`
+(real time) in which every request is answered code 4 with usage 100; the first request
+after the spell starts the next cycle at 0. `bursts` counts the spells.
 """
 from __future__ import annotations
 
@@ -104,6 +108,10 @@ class FakeGraphAPI:
         self.daily_budget: int | None = None
         self.calls_today = 0
         self.calls_by_day: list[int] = [0]
+        self.burst: tuple[int, float] | None = None
+        self._burst_calls = 0
+        self._burst_until = 0.0
+        self.bursts = 0
         # observations
         self.lock = threading.Lock()
         self.requests_by_handle: dict[str, int] = {}
@@ -203,6 +211,19 @@ class FakeGraphAPI:
                 self.calls_by_day[-1] += 1
                 usage = round(100.0 * self.calls_today / self.daily_budget, 1)
                 over_budget = self.calls_today > self.daily_budget
+            if self.burst is not None:
+                every, spell_s = self.burst
+                now = time.monotonic()
+                if now < self._burst_until:
+                    usage, over_budget = 100.0, True
+                else:
+                    if self._burst_until:  # the spell is over: usage fell, a new cycle
+                        self._burst_until, self._burst_calls = 0.0, 0
+                    self._burst_calls += 1
+                    usage = round(100.0 * self._burst_calls / every, 1)
+                    if self._burst_calls >= every:
+                        self._burst_until, over_budget = now + spell_s, True
+                        self.bursts += 1
         sc = dict(self.scenarios.get(handle or "", {}))
         if self.latency:
             time.sleep(self.latency)
@@ -218,7 +239,7 @@ class FakeGraphAPI:
         if self.app_usage is not None:
             headers["X-App-Usage"] = json.dumps({"call_count": self.app_usage,
                                                  "total_cputime": 1, "total_time": 1})
-        elif self.daily_budget is not None:
+        elif self.daily_budget is not None or self.burst is not None:
             headers["X-App-Usage"] = json.dumps({"call_count": min(usage, 100),
                                                  "total_cputime": 1, "total_time": 1})
 

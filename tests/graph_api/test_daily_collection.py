@@ -1,8 +1,9 @@
 """The daily collection window against the real-HTTP fake Graph API with a daily budget.
 
 Three simulated days (the last three of March 2026), a budget of 12 calls a day that the
-usage headers report as it is spent: each run paces its calls, stops when the headers
-reach 90 %, and the next day resumes. By the end of the window every account has exactly
+usage headers report as it is spent: each run paces its calls, holds when the headers
+reach 90 %, stops when Meta says access comes back after the run's end, and the next day
+resumes. By the end of the window every account has exactly
 one landing line.
 """
 from __future__ import annotations
@@ -63,7 +64,7 @@ def window(tmp_path):
     """The fake API with 24 accounts (2 needing two pages), a registry and settings."""
     api = FakeGraphAPI(token=TOKEN)
     api.daily_budget = BUDGET
-    api.regain_minutes = 60
+    api.regain_minutes = 24 * 60  # a day's budget: access comes back tomorrow
     api.latency = 0.06  # longer than the pacing step: several requests in flight at a stop
     handles = [f"ville{i:02d}" for i in range(20)]
     for h in handles:
@@ -104,8 +105,9 @@ def test_three_days_with_a_budget_that_runs_out(window, monkeypatch):
     # days 1 and 2: the budget ran out, the usage headers stopped the run in time
     for r, calls in zip(results[:2], api.calls_by_day[:2], strict=True):
         assert r.stopped_reason == "usage" and r.remaining > 0 and r.collected > 0
-        # after the response at ≥ 90 % (11th call) only requests already in flight went out
-        assert calls <= 11 + IN_FLIGHT - 1
+        # after the response at ≥ 90 % (11th call) only requests already in flight went
+        # out, then a single probe, whose answer (access back in 24 h) ends the day's run
+        assert calls <= 11 + IN_FLIGHT - 1 + 1
         assert r.requests == calls
         assert r.dropped <= IN_FLIGHT  # only accounts whose requests were under way
     # day 3: the rest, and the window is done
@@ -143,9 +145,13 @@ def test_three_days_with_a_budget_that_runs_out(window, monkeypatch):
     assert (again.result.requests, again.result.skipped, again.result.files) == (0, 24, [])
     assert api.total_requests == sum(api.calls_by_day)
 
-    # the run log: a started and a finished line per run, outside the landing folder
+    # the run log: a started and a finished line per run, outside the landing folder, and
+    # for the two days stopped by the budget the hold that ended with the run
     log = read_run_log(settings.data_dir, MONTH)
-    assert [e["event"] for e in log] == ["started", "finished"] * 4
+    assert [e["event"] for e in log] == (["started", "paused", "finished"] * 2
+                                         + ["started", "finished"] * 2)
+    held = [e for e in log if e["event"] == "paused"]
+    assert [(e["outcome"], e["probes"]) for e in held] == [("run ended", 1)] * 2
     assert [e["stopped_reason"] for e in log if e["event"] == "finished"] == [
         "usage", "usage", None, None]
     assert not any(p.name.endswith(".jsonl") for p in settings.landing_dir.rglob("*"))
@@ -166,6 +172,7 @@ def test_three_days_with_a_budget_that_runs_out(window, monkeypatch):
     assert "ok 22 · not_found 1 · not_business 1" in out
     assert f"{api.total_requests} in 4 run(s)" in out
     assert "1 rejected row(s)" in out and "every account is collected" in out
+    assert "2 hold(s)" in out
     assert TOKEN not in out
 
 

@@ -69,7 +69,11 @@ def instagram_snapshots(context: AssetExecutionContext,
             f"graph_api: {status.collected}/{status.total} accounts collected this month, "
             f"{status.remaining} left, {day.plan.days_left} window day(s) left; this run: "
             f"{result.collected} collected, {result.requests} requests, "
-            f"{result.stopped_reason or 'every account done'}")
+            f"{result.stopped_reason or 'every account done'}, {len(result.pauses)} "
+            f"throttling hold(s) for {result.paused_s:.0f} s")
+        if result.left:
+            context.log.warning(f"graph_api: {len(result.left)} account(s) left for the next "
+                                f"run: {graph_api.name_some(result.left)}")
         if result.error or result.throttled:
             context.log.warning(f"graph_api: {result.error} accounts failed, "
                                 f"{result.throttled} throttling waits")

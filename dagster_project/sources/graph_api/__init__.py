@@ -17,7 +17,7 @@ from .client import (
     classify_error,
     open_client,
 )
-from .collect import CollectionResult, collect_month
+from .collect import CollectionResult, collect_month, name_some
 from .governor import parse_usage
 from .options import CollectorOptions, TokenError
 from .resume import (
@@ -29,7 +29,7 @@ from .resume import (
 
 __all__ = [
     "COLLECTED_STATUSES", "SOURCE", "CollectionResult", "CollectorOptions", "GraphClient",
-    "TokenError", "build_fields", "check_credentials", "classify_error", "collect_month",
+    "TokenError", "build_fields", "check_credentials", "classify_error", "collect_month", "name_some",
     "open_client", "parse_usage", "read_collected_handles", "read_month_statuses",
     "read_ok_handles",
 ]

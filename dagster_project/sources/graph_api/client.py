@@ -7,7 +7,11 @@ Error mapping (Graph API error JSON `{"error": {"message","type","code","error_s
 code / subcode / HTTP                                  outcome
 =====================================================  =====================================
 190 (any HTTP status), 102                             TokenError: everything stops at once
-4, 17, 32, 613, 80001–80009, or HTTP 429               throttled: global pause (Retry-After
+4, 17, 32, 613, 80001–80009, or HTTP 429               throttled: in hold mode (the daily
+                                                       collection) the governor holds every
+                                                       worker and probes (governor.py), the
+                                                       request is retried after the hold;
+                                                       otherwise a global pause (Retry-After
                                                        or capped exponential backoff with
                                                        jitter), retried; per-account budget
                                                        of throttle waits, then status error
@@ -196,7 +200,8 @@ class _AccountState:
 
 class GraphClient:
     def __init__(self, settings: Settings, opts: CollectorOptions, max_in_flight: int,
-                 now: Callable[[], dt.datetime], stop: threading.Event):
+                 now: Callable[[], dt.datetime], stop: threading.Event,
+                 on_pause: Callable[[dict], None] | None = None):
         self._token = settings.access_token or ""
         self._secrets = sorted({s for s in (self._token,
                                             urllib.parse.quote(self._token, safe=""),
@@ -211,7 +216,8 @@ class GraphClient:
         self.throttle_errors = 0
         self.transient_retries = 0
         self.stop_reason: str | None = None
-        self.governor = Governor(opts, self._sleep)
+        self.governor = Governor(opts, self._sleep, stop=self.request_stop,
+                                 on_pause=on_pause)
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, max_in_flight),
                               pool_block=True, max_retries=0)
@@ -227,6 +233,7 @@ class GraphClient:
         return f"<GraphApiCollector url={self._url!r} token=***>"
 
     def close(self) -> None:
+        self.governor.close()
         self._session.close()
 
     def request_stop(self, reason: str) -> None:
@@ -349,10 +356,15 @@ class GraphClient:
                     f"gave up after {opts.max_attempts} attempts: {exc.message}") from None
             if not isinstance(outcome, _Throttled):
                 return outcome
-            if self._stop.is_set():  # the usage headers stopped the run: no retry
+            if self._stop.is_set():  # the run is stopping: no retry
                 with self._lock:
                     self.throttle_errors += 1
                 raise Cancelled()
+            if self.governor.holds:  # the governor holds every worker: retry after it
+                state.throttle_attempt += 1
+                with self._lock:
+                    self.throttle_errors += 1
+                continue
             # rate limited: shared pause, unlimited retries within the per-account budget
             if outcome.retry_after is not None:
                 planned = outcome.retry_after
@@ -395,8 +407,10 @@ class GraphClient:
         return retrying(self._send, fields, state)
 
     def _send(self, fields: str, state: _AccountState) -> dict | _Throttled:
-        self.governor.wait_turn()
+        probe = self.governor.wait_turn()
         if self._stop.is_set():
+            if probe:
+                self.governor.probe_failed()
             raise Cancelled()
         if state.first_request_at is None:
             state.first_request_at = utc(self._now())
@@ -406,21 +420,26 @@ class GraphClient:
             resp = self._session.get(self._url, params={"fields": fields},
                                      timeout=(self._opts.connect_timeout, self._opts.read_timeout),
                                      allow_redirects=False)
-        except requests.Timeout as exc:
-            raise _Transient(None, None, f"timeout ({type(exc).__name__})") from None
         except requests.RequestException as exc:
+            if probe:
+                self.governor.probe_failed()
+            if isinstance(exc, requests.Timeout):
+                raise _Transient(None, None, f"timeout ({type(exc).__name__})") from None
             raise _Transient(None, None,
                              f"{type(exc).__name__}: {self.redact(exc)}") from None
-        if self.governor.observe(resp.headers):
-            self.request_stop("usage")
         status = resp.status_code
         try:
             body = json.loads(resp.content) if resp.content else None
         except ValueError:
             body = None
         err = body.get("error") if isinstance(body, dict) else None
+        code = _as_int(err.get("code")) if isinstance(err, dict) else None
+        self.governor.observe(resp.headers, probe=probe,
+                              throttled=(f"code {code}" if code in THROTTLE_CODES
+                                         else "HTTP 429" if status == 429 else None),
+                              retry_after=_parse_retry_after(resp.headers.get("Retry-After")))
         if isinstance(err, dict):
-            code, subcode = _as_int(err.get("code")), _as_int(err.get("error_subcode"))
+            subcode = _as_int(err.get("error_subcode"))
             parts = [str(err.get(k)) for k in ("message", "error_user_title", "error_user_msg")
                      if err.get(k)]
             message = self.redact(" — ".join(parts) or f"HTTP {status}")

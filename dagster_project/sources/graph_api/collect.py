@@ -4,14 +4,17 @@ One call per account (plus one per extra page of media while posts are still ins
 30-day window), `max_in_flight` accounts at a time, one landing line per account, files
 written atomically every `batch_size` finished accounts.
 
-The daily collection window (`collection_plan`, `collection`) uses four more knobs, all off
+The daily collection window (`collection_plan`, `collection`) uses five more knobs, all off
 by default: `calls_per_hour` paces request starts (one every 3600/rate seconds across all
-workers); `stop_usage_pct` turns "pause" into "stop": once the usage headers reach it (or say 100 %
-or a time to regain access), no request is sent any more — accounts finished are written,
-accounts in flight are dropped (never written, so never written twice) and the next run
-fetches them (a rate-limit answer without such headers is still paused for and retried); `max_calls`, `max_run_s` and `max_accounts` are the run's budgets: once
-one is reached no new account starts and the accounts in flight finish.
-`CollectionResult.stopped_reason` says which limit ended the run (None: every account done).
+workers); `hold_usage_pct` turns "pause" into "hold": once the usage headers reach it (or
+say 100 %, or give a time to regain access, or Meta answers a rate-limit code) no request is
+sent until a single probe finds the way clear again (governor.py); a hold that would outlast
+the run's time budget stops the run instead — accounts finished are written, accounts in
+flight are dropped (never written, so never written twice) and the next run fetches them;
+`max_calls`, `max_run_s` and `max_accounts` are the run's budgets: once one is reached no
+new account starts and the accounts in flight finish.
+`CollectionResult.stopped_reason` says which limit ended the run (None: every account done;
+`usage`: still throttled when the run's time ran out).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...landing import month_dir
@@ -60,6 +63,12 @@ class CollectionResult:
     stopped_reason: str | None = None
     dropped: int = 0      # accounts in flight at a stop: not written, fetched next run
     remaining: int = 0    # accounts left for the next run (dropped included)
+    left: list = field(default_factory=list)    # their handles, in registry order
+    pauses: list = field(default_factory=list)  # the run's holds (governor records)
+
+    @property
+    def paused_s(self) -> float:
+        return round(sum(p["waited_s"] for p in self.pauses), 3)
 
     @property
     def collected(self) -> int:
@@ -92,6 +101,8 @@ class CollectionResult:
             "stopped_reason": self.stopped_reason or "done",
             "dropped_in_flight": self.dropped,
             "remaining_for_next_run": self.remaining,
+            "throttle_holds": len(self.pauses),
+            "throttle_hold_s": self.paused_s,
         }
 
 
@@ -117,7 +128,8 @@ class _RunBudget:
         if opts.max_calls is not None and (
                 self._collector.requests + self._in_flight >= opts.max_calls):
             return "call_budget"
-        if opts.max_run_s is not None and time.monotonic() - self._t0 >= opts.max_run_s:
+        if (opts.max_run_s is not None
+                and time.monotonic() - self._t0 >= opts.max_run_s * opts.backoff_scale):
             return "time_budget"
         return None
 
@@ -146,7 +158,8 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
                   max_in_flight: int = 8, batch_size: int = 50,
                   progress: Callable[[dict], None] | None = None,
                   now: Callable[[], dt.datetime] | None = None,
-                  options: CollectorOptions | None = None) -> CollectionResult:
+                  options: CollectorOptions | None = None,
+                  on_pause: Callable[[dict], None] | None = None) -> CollectionResult:
     """Collect today's snapshot of every account into the current month's landing folder.
 
     Raises ValueError for a month other than the current one (the Graph API only returns
@@ -168,7 +181,7 @@ def collect_month(accounts: list[Account], month: dt.date, settings: Settings, *
              month_key(month), len(todo), skipped, len(invalid))
 
     stop = threading.Event()
-    client = GraphClient(settings, opts, max_in_flight, now, stop)
+    client = GraphClient(settings, opts, max_in_flight, now, stop, on_pause=on_pause)
     run = _Run(client, BatchWriter(settings.landing_dir, started.strftime("%Y%m%dT%H%M%S"),
                                    client.redact, settings.access_token),
                _RunBudget(opts, client, t0), stop, todo, skipped, progress, batch_size)
@@ -210,6 +223,7 @@ class _Run:
         self.counts = {"ok": 0, "not_found": 0, "not_business": 0, "error": 0}
         self.buffer: list[dict] = []
         self.done = 0
+        self.finished: set[str] = set()
 
     def report(self) -> None:
         if self.progress is not None:
@@ -266,6 +280,7 @@ class _Run:
         if rec is None:
             return
         self.done += 1
+        self.finished.add(rec["handle"])
         self.counts[rec["status"]] += 1
         self.buffer.append(rec)
         if len(self.buffer) >= self.batch_size:
@@ -285,16 +300,24 @@ class _Run:
             usage_slowdowns=gov.slowdowns, transient_retries=client.transient_retries,
             usage_max_pct=gov.max_usage,
             stopped_reason=client.stop_reason or self.budget.reason, dropped=self.budget.dropped,
-            remaining=len(self.todo) - self.done)
+            remaining=len(self.todo) - self.done, pauses=list(gov.pauses),
+            left=[h for h in self.todo if h not in self.finished])
+
+
+def name_some(handles: list[str], at_most: int = 20) -> str:
+    """The first handles of a list, and how many more."""
+    more = len(handles) - at_most
+    return ", ".join(handles[:at_most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _log_result(result: CollectionResult) -> None:
     key = month_key(result.month)
     if result.stopped_reason:
         log.warning("Graph API collection %s stopped (%s): %d accounts left for the next run "
-                    "(%d dropped in flight)", key, result.stopped_reason,
-                    result.remaining, result.dropped)
+                    "(%d dropped in flight): %s", key, result.stopped_reason,
+                    result.remaining, result.dropped, name_some(result.left))
     log.info("Graph API collection %s done: %d ok, %d not_found, %d not_business, %d error, "
-             "%d skipped, %d requests, %d throttle waits, %.1f s", key, result.ok,
-             result.not_found, result.not_business, result.error, result.skipped,
-             result.requests, result.throttled, result.elapsed_s)
+             "%d skipped, %d requests, %d throttle waits, %d hold(s) for %.1f s, %.1f s", key,
+             result.ok, result.not_found, result.not_business, result.error, result.skipped,
+             result.requests, result.throttled, len(result.pauses), result.paused_s,
+             result.elapsed_s)

@@ -32,12 +32,15 @@ class CollectorOptions:
     window_days: int = 30
     page_size: int = 50
     max_pages: int = 40
-    # tests: every wait is multiplied by backoff_scale; `sleep` receives the scaled seconds
+    # tests: every wait and the run's time budget are multiplied by backoff_scale; `sleep`
+    # receives the scaled seconds
     backoff_scale: float = 1.0
     sleep: Callable[[float], None] | None = None
     # daily collection (see collect.py); the defaults change nothing
     calls_per_hour: float = 0.0          # pace request starts (0: no pacing)
-    stop_usage_pct: float | None = None  # usage ≥ this or a rate-limit answer: stop, not pause
+    hold_usage_pct: float | None = None  # usage ≥ this or a rate-limit answer: hold and probe
+    hold_initial_s: float = 60.0         # first wait of a hold (doubling)
+    hold_max_s: float = 900.0            # longest wait between two probes
     max_calls: int | None = None         # the run's call budget
-    max_run_s: float | None = None       # the run's time budget (seconds, not scaled)
+    max_run_s: float | None = None       # the run's time budget (seconds)
     max_accounts: int | None = None      # the run's quota of accounts
