@@ -66,10 +66,15 @@ create table if not exists raw.media (
     posted_at timestamp not null,    -- UTC
     media_type varchar,
     media_product_type varchar,
-    like_count bigint not null,
-    comments_count bigint not null,
-    permalink varchar
+    like_count bigint,               -- null: the owner hides like counts (omitted by the API)
+    comments_count bigint,           -- null: omitted (comments turned off)
+    permalink varchar,
+    view_count bigint                -- reels only (business_discovery's view_count)
 );
+-- warehouses from before hidden likes: counts were 0 when omitted, no view_count
+alter table raw.media alter column like_count drop not null;
+alter table raw.media alter column comments_count drop not null;
+alter table raw.media add column if not exists view_count bigint;
 create table if not exists raw.rejected_lines (
     month date not null,
     file varchar not null,
@@ -115,7 +120,8 @@ _LINE_STRUCTURE = json.dumps({
         "id": _J, "username": _J, "name": _J, "followers_count": _J, "follows_count": _J,
         "media_count": _J,
         "media": {"data": [{k: _J for k in ("id", "timestamp", "media_type", "media_product_type",
-                                             "like_count", "comments_count", "permalink")}]},
+                                             "like_count", "comments_count", "permalink",
+                                             "view_count")}]},
     },
 })
 # Type and text of a JSON fragment (from_json leaves typed "JSON"; JSON null arrives as NULL).
@@ -438,11 +444,11 @@ def _validate_media(con) -> None:
         create or replace temp table _media as
         select lid, t_item,
                _jtype_text(id_j) as t_id, _jtype_text(likes_j) as t_likes,
-               _jtype_text(comments_j) as t_comments,
+               _jtype_text(comments_j) as t_comments, _jtype_text(views_j) as t_views,
                _jstr_text(id_j) as media_id, ts_raw,
                _jstr_text(type_j) as media_type, _jstr_text(product_j) as media_product_type,
                _jstr_text(likes_j) as likes_raw, _jstr_text(comments_j) as comments_raw,
-               _jstr_text(permalink_j) as permalink,
+               _jstr_text(permalink_j) as permalink, _jstr_text(views_j) as views_raw,
                timezone('UTC', coalesce(
                    -- the Graph API's own format first (fast), then any ISO time with a zone
                    try_strptime(ts_raw, '%Y-%m-%dT%H:%M:%S%z'),
@@ -455,7 +461,7 @@ def _validate_media(con) -> None:
                    item.id::varchar as id_j, _jstr_text(item.timestamp::varchar) as ts_raw,
                    item.media_type::varchar as type_j, item.media_product_type::varchar as product_j,
                    item.like_count::varchar as likes_j, item.comments_count::varchar as comments_j,
-                   item.permalink::varchar as permalink_j
+                   item.permalink::varchar as permalink_j, item.view_count::varchar as views_j
             from (
                 select lid, unnest(d.business_discovery.media.data) as item
                 from _doc where d.business_discovery.media.data is not null
@@ -472,7 +478,8 @@ def _validate_media(con) -> None:
                     when posted_at is null then 'media ' || media_id || ': timestamp ' || coalesce('"' || ts_raw || '"', 'missing') || ' is not an ISO time with time zone'
                     when t_likes is not null and t_likes not in {_INT_TYPES} then 'media ' || media_id || ': like_count is not an integer: ' || coalesce(likes_raw, 'null')
                     when t_comments is not null and t_comments not in {_INT_TYPES} then 'media ' || media_id || ': comments_count is not an integer: ' || coalesce(comments_raw, 'null')
-                    when try_cast(likes_raw as double) < 0 or try_cast(comments_raw as double) < 0 then 'media ' || media_id || ': negative count'
+                    when t_views is not null and t_views not in {_INT_TYPES} then 'media ' || media_id || ': view_count is not an integer: ' || coalesce(views_raw, 'null')
+                    when try_cast(likes_raw as double) < 0 or try_cast(comments_raw as double) < 0 or try_cast(views_raw as double) < 0 then 'media ' || media_id || ': negative count'
                     when try_cast(likes_raw as double) > {MAX_COUNT} or try_cast(comments_raw as double) > {MAX_COUNT} then 'media ' || media_id || ': absurd count (> 1e9)'
                 end as problem
             from _media
@@ -606,11 +613,13 @@ def _insert_media(con) -> None:
         from _media group by all having count(*) > 1
     """)
     con.execute("""
-        insert into raw.media
-        select c.month, c.file, c.line, c.handle_norm, c.fetched_utc, md.media_id, md.posted_at,
-               md.media_type, md.media_product_type,
-               coalesce(try_cast(md.likes_raw as bigint), 0), coalesce(try_cast(md.comments_raw as bigint), 0),
-               md.permalink
+        insert into raw.media by name
+        select c.month, c.file, c.line, c.handle_norm as handle, c.fetched_utc as fetched_at,
+               md.media_id, md.posted_at, md.media_type, md.media_product_type,
+               -- an omitted (or null) count stays null: hidden likes are not 0 likes
+               try_cast(md.likes_raw as bigint) as like_count,
+               try_cast(md.comments_raw as bigint) as comments_count,
+               md.permalink, try_cast(md.views_raw as bigint) as view_count
         from _media md join _checked c using (lid)
         left join _media_dups d using (lid, media_id)
         where c.reason is null and (d.keep is null or md.rowid = d.keep)

@@ -8,7 +8,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = PROJECT_ROOT / "seeds"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v26.0"
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,32 @@ def test_lines_are_labelled_demo_and_realistic(tmp_path):
     for x in ok:
         bd = x["business_discovery"]
         for p in bd["media"]["data"]:
-            rates.append((p["like_count"] + p["comments_count"]) / max(bd["followers_count"], 1))
+            if p["like_count"] is not None:        # hidden likes: see the test below
+                rates.append((p["like_count"] + p["comments_count"]) / max(bd["followers_count"], 1))
     rates.sort()
     assert 0.01 < rates[len(rates) // 2] < 0.05                  # median per-post engagement
     august = {x["handle"]: x for x in map(json.loads, gunzip_text(tmp_path / "2021-08/demo.ndjson.gz").splitlines())}
     assert august["latenareze"]["status"] == "not_found"          # deleted after July 2021
     assert {x["handle"]: x for x in lines}["latenareze"]["status"] == "ok"
+
+
+def test_a_few_accounts_hide_their_likes(tmp_path):
+    """About 4 % of the accounts hide their like counts by the latest month (all their posts
+    then lack like_count); the others show every count; reels carry a view count."""
+    accounts = registry()
+    demo.simulate(accounts, [dt.date(2021, 6, 1), dt.date(2026, 11, 1)], tmp_path, now=NOW)
+
+    def hidden_share(month):
+        ok = [x["business_discovery"] for x in map(json.loads, gunzip_text(
+              tmp_path / f"{month}/demo.ndjson.gz").splitlines()) if x["status"] == "ok"]
+        posts = [bd["media"]["data"] for bd in ok if bd["media"]["data"]]
+        hidden = [ps for ps in posts if any(p["like_count"] is None for p in ps)]
+        assert all(all(p["like_count"] is None for p in ps) for ps in hidden)  # all or none
+        return len(hidden) / len(posts), [p for ps in posts for p in ps]
+
+    early, _ = hidden_share("2021-06")
+    late, media = hidden_share("2026-11")
+    assert early < 0.01 and 0.03 <= late <= 0.05, (early, late)
+    reels = [p for p in media if p["media_product_type"] == "REELS"]
+    assert reels and all(isinstance(p["view_count"], int) for p in reels)
+    assert all(p.get("view_count") is None for p in media if p["media_product_type"] != "REELS")

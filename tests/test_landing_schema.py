@@ -151,6 +151,8 @@ TYPE_REJECTIONS = [
      "media 17890000000000001: comments_count is not an integer: 1.5"),
     (bad(f"{M0}.like_count", -3), "media 17890000000000001: negative count"),
     (bad(f"{M0}.comments_count", 1_000_000_001), "media 17890000000000001: absurd count (> 1e9)"),
+    (bad(f"{M0}.view_count", "1.2k"), "media 17890000000000001: view_count is not an integer: 1.2k"),
+    (bad(f"{M0}.view_count", -1), "media 17890000000000001: negative count"),
     (bad("error", {"code": "190", "message": "x"}), "error.code is not an integer"),
 ]
 

@@ -96,3 +96,42 @@ def test_registry_rows_rejected_by_name(tmp_path):
     assert table(tmp_path / "wh.duckdb", "select handle from raw.accounts") == [("gersledepartement",)]
     assert "haut Savoie le Departement" in table(
         tmp_path / "wh.duckdb", "select reason from raw.rejected_accounts")[0][0]
+
+
+def test_hidden_likes_are_null_not_zero_and_views_are_kept(tmp_path):
+    """Meta omits like_count when the owner hides like counts (comments_count when comments
+    are off): such a post is valid and its counts stay null; a reel's view_count is kept."""
+    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
+    hidden = {"id": "h1", "timestamp": "2021-07-30T10:00:00+0000", "comments_count": 4}
+    no_comments = {"id": "h2", "timestamp": "2021-07-29T10:00:00+0000", "like_count": 7}
+    null_likes = {**post("h3"), "like_count": None}
+    reel = {**post("r1", likes=50, comments=2), "media_product_type": "REELS", "view_count": 1200}
+    write(landing, "2021-07", "a.ndjson",
+          [snap("gers", media=[hidden, no_comments, null_likes, reel, post("v1")])])
+    result = load_months(wh, landing, [JULY], now=NOW)
+    assert (result.loaded, result.rejected, result.media) == (1, 0, 5)
+    assert table(wh, "select media_id, like_count, comments_count, view_count, media_product_type"
+                     " from raw.media order by media_id") == [
+        ("h1", None, 4, None, None), ("h2", 7, None, None, None), ("h3", None, 1, None, None),
+        ("r1", 50, 2, 1200, "REELS"), ("v1", 10, 1, None, None)]
+
+
+def test_a_warehouse_from_before_hidden_likes_is_migrated(tmp_path):
+    """raw.media of an older version (counts NOT NULL, no view_count) accepts null counts
+    and gains view_count at the next load; its rows stay."""
+    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
+    with duckdb.connect(str(wh)) as con:
+        con.execute("create schema raw")
+        con.execute("""create table raw.media (month date not null, file varchar not null,
+            line integer not null, handle varchar not null, fetched_at timestamp not null,
+            media_id varchar not null, posted_at timestamp not null, media_type varchar,
+            media_product_type varchar, like_count bigint not null,
+            comments_count bigint not null, permalink varchar)""")
+        con.execute("insert into raw.media values ('2021-06-01', 'old', 1, 'gers', "
+                    "'2021-06-30 22:00', 'old1', '2021-06-29 10:00', 'IMAGE', 'FEED', 3, 1, null)")
+    write(landing, "2021-07", "a.ndjson", [snap("gers", media=[
+        {"id": "h1", "timestamp": "2021-07-30T10:00:00+0000"}])])
+    result = load_months(wh, landing, [JULY], now=NOW)
+    assert (result.loaded, result.rejected) == (1, 0)
+    assert table(wh, "select media_id, like_count, comments_count, view_count from raw.media"
+                     " order by media_id") == [("h1", None, None, None), ("old1", 3, 1, None)]

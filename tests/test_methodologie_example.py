@@ -2,9 +2,10 @@
 
 - test_doc_tables_are_the_dbt_unit_tests_numbers (fast): the doc's tables (marked
   `<!-- exemple: … -->`) hold exactly the given and expected rows of the dbt unit tests
-  `methodologie_exemple_kpis` and `methodologie_exemple_score`, and the doc's weights are
-  those of seeds/scoring_weights.csv;
-- test_dbt_runs_the_doc_example (slow): dbt runs those two unit tests through the real
+  `methodologie_exemple_kpis` and `methodologie_exemple_score`, the hidden-likes variant's
+  (`exemple: masque-…`) those of `methodologie_exemple_masque_kpis` / `_score`, and the
+  doc's weights are those of seeds/scoring_weights.csv;
+- test_dbt_runs_the_doc_example (slow): dbt runs those four unit tests through the real
   models int_account_kpis and int_scored_accounts.
 Changing the doc, the fixture or the SQL alone makes one of them fail.
 """
@@ -22,7 +23,12 @@ from pipeline_support import ROOT, project_env
 
 DOC = ROOT / "docs" / "methodologie.md"
 FIXTURE = ROOT / "dbt_project" / "models" / "intermediate" / "_methodologie_example.yml"
-TESTS = ("methodologie_exemple_kpis", "methodologie_exemple_score")
+TESTS = ("methodologie_exemple_kpis", "methodologie_exemple_score",
+         "methodologie_exemple_masque_kpis", "methodologie_exemple_masque_score")
+# (doc marker prefix, unit tests, extra columns of the data table)
+EXAMPLES = [("", "methodologie_exemple", []),
+            ("masque-", "methodologie_exemple_masque", ["posts_likes_hidden_30d"])]
+HIDDEN = ("masqué", "—")  # how the doc writes a null (hidden engagement, no percentile)
 
 # doc table → the fixture's column for each doc column after (compte, territoire)
 DONNEES = ["followers", "follows", "population", "posts_30d", "interactions_30d"]
@@ -34,8 +40,10 @@ POIDS = {"taux d'engagement": "engagement_rate", "portée": "reach",
          "ratio abonnés / abonnements": "follower_ratio"}
 
 
-def number(cell: str) -> float:
-    """French number: '20 000' → 20000, '0,125' → 0.125."""
+def number(cell: str) -> float | None:
+    """French number: '20 000' → 20000, '0,125' → 0.125; 'masqué' or '—' → None."""
+    if cell in HIDDEN:
+        return None
     return float(re.sub(r"[\s\u00a0\u202f]", "", cell).replace(",", "."))
 
 
@@ -72,37 +80,41 @@ def given(test: dict, ref: str) -> list[dict]:
 
 
 def pick(rows: list[dict], columns: list[str]) -> dict[str, dict]:
-    return {r["territory_id"]: {c: float(r[c]) for c in columns} for r in rows}
+    return {r["territory_id"]: {c: None if r[c] is None else float(r[c]) for c in columns}
+            for r in rows}
 
 
 def strip_handles(table: dict[str, dict]) -> dict[str, dict]:
     return {t: {k: v for k, v in row.items() if k != "handle"} for t, row in table.items()}
 
 
-def test_doc_tables_are_the_dbt_unit_tests_numbers():
+@pytest.mark.parametrize(("marker", "name", "extra"), EXAMPLES)
+def test_doc_tables_are_the_dbt_unit_tests_numbers(marker, name, extra):
     text = DOC.read_text(encoding="utf-8")
     tests = unit_tests()
     assert set(tests) == set(TESTS)
-    kpis, score = tests["methodologie_exemple_kpis"], tests["methodologie_exemple_score"]
+    kpis, score = tests[f"{name}_kpis"], tests[f"{name}_score"]
+    columns = DONNEES[:4] + extra + DONNEES[4:]
 
     # step 1: inputs (snapshots, populations) and what dbt counts in the window
-    donnees = by_territory(doc_table(text, "donnees"), DONNEES)
+    donnees = by_territory(doc_table(text, f"{marker}donnees"), columns)
     snaps = {r["territory_id"]: r for r in given(kpis, "int_reference_snapshots")}
     pops = {r["territory_id"]: r["population"] for r in given(kpis, "int_territories")}
-    counted = pick(kpis["expect"]["rows"], ["posts_30d", "interactions_30d"])
+    counted = pick(kpis["expect"]["rows"], ["posts_30d", *extra, "interactions_30d"])
     fixture = {t: {"followers": float(s["followers"]), "follows": float(s["follows"]),
                    "population": float(pops[t]), **counted[t]} for t, s in snaps.items()}
     assert strip_handles(donnees) == fixture
     assert {t: r["handle"] for t, r in donnees.items()} == {t: s["handle"] for t, s in snaps.items()}
 
     # step 2: the KPIs dbt computes are the doc's, and the scoring test starts from them
-    indicateurs = strip_handles(by_territory(doc_table(text, "indicateurs"), INDICATEURS))
+    indicateurs = strip_handles(by_territory(doc_table(text, f"{marker}indicateurs"),
+                                             INDICATEURS))
     assert indicateurs == pick(kpis["expect"]["rows"], INDICATEURS)
     assert indicateurs == pick(given(score, "int_account_kpis"), INDICATEURS)
     assert {r["category"] for r in given(score, "int_account_kpis")} == {"departement"}
 
     # steps 3-5: percentiles, score, rank
-    scored = strip_handles(by_territory(doc_table(text, "score"), SCORE))
+    scored = strip_handles(by_territory(doc_table(text, f"{marker}score"), SCORE))
     assert scored == pick(score["expect"]["rows"], SCORE)
 
     # weights: the doc's = the unit test's = the seed's
@@ -127,4 +139,4 @@ def test_dbt_runs_the_doc_example(demo_run):
                           cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True,
                           timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "PASS=2 " in proc.stdout, proc.stdout[-2000:]
+    assert f"PASS={len(TESTS)} " in proc.stdout, proc.stdout[-2000:]

@@ -45,7 +45,7 @@ from .formatting import (
 )
 from .lisezmoi import readme_text
 from .month_data import months_with_data, read_month
-from .texts import ALERT_WORDING
+from .texts import ALERT_WORDING, HIDDEN
 
 # ---------------------------------------------------------------- dialects
 
@@ -104,7 +104,8 @@ def ranking_record(row: dict[str, Any], decimal: str) -> list[str]:
         neutralise(row.get("handle")),
         fmt_int(row.get("followers")),
         fmt_int(row.get("followers_growth")),
-        fmt_decimal(row.get("engagement_rate"), 2, decimal, 100),
+        HIDDEN if row.get("engagement_hidden")
+        else fmt_decimal(row.get("engagement_rate"), 2, decimal, 100),
         fmt_decimal(row.get("posts_per_day"), 2, decimal),
         fmt_decimal(row.get("reach"), 3, decimal, 100),
         fmt_decimal(row.get("score"), 2, decimal),

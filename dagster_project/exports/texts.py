@@ -14,7 +14,10 @@ from ..settings import SEEDS_DIR
 
 ALERT_WORDING = {"unavailable": "compte indisponible", "no_snapshot": "aucun relevé",
                  "account_changed": "compte changé (autre identifiant Instagram)",
-                 "territory_inactive": "territoire absent du millésime (non classé)"}
+                 "territory_inactive": "territoire absent du millésime (non classé)",
+                 "likes_hidden": "mentions J'aime masquées (taux d'engagement non calculé)"}
+# The engagement cell of an account whose posts of the reference window all hide their likes.
+HIDDEN = "masqué"
 SOURCE_WORDING = {
     "graph_api": "API Graph d'Instagram (business_discovery : données publiques des "
                  "comptes professionnels et créateurs)",

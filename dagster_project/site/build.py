@@ -36,7 +36,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..exports.formatting import evolution, month_label_fr
-from ..exports.texts import ALERT_WORDING, REFERENCE_DATA, count_word, weights_text
+from ..exports.texts import ALERT_WORDING, HIDDEN, REFERENCE_DATA, count_word, weights_text
 from ..months import month_key
 from ..warehouse import connect, sql_string
 from . import parquet_join
@@ -114,6 +114,9 @@ def move_cell(row: dict[str, Any]) -> Markup:
 
 
 _TOP, _BADGE = ' class="top"', ' <span class="badge">provisoire</span>'
+# likes hidden on every post of the window: no engagement rate (sorted last, like "—")
+_HIDDEN_CELL = (f'<td class="n hidden" data-v="" title="mentions J\'aime masquées par le '
+                f'compte">{HIDDEN}</td>')
 
 
 def _kpi_cells(r: dict[str, Any], score_decimals: int) -> str:
@@ -122,7 +125,8 @@ def _kpi_cells(r: dict[str, Any], score_decimals: int) -> str:
     return (f'<td class="n">{fr_number(r["score"], score_decimals)}</td>'
             f'<td class="n">{fr_int(r["followers"])}</td>'
             f'<td class="n">{signed(r["followers_growth"])}</td>'
-            f'<td class="n">{fr_pct(r["engagement_rate"])}</td>'
+            + (_HIDDEN_CELL if r.get("engagement_hidden")
+               else f'<td class="n">{fr_pct(r["engagement_rate"])}</td>') +
             f'<td class="n">{fr_number(r["posts_per_day"], 2)}</td>'
             f'<td class="n">{fr_pct(r["reach"])}</td>')
 
@@ -194,7 +198,13 @@ L'évolution compare le rang à celui du mois précédent (« nouveau » : non c
 précédent). Le mois en cours est marqué provisoire.</p>
 <p>Meilleures publications : parmi les publications des 30 jours précédant le relevé de
 référence des comptes classés, l'engagement d'une publication est (mentions J'aime +
-commentaires) ÷ abonnés du compte ; les dix meilleures de chaque catégorie sont retenues.</p>"""
+commentaires) ÷ abonnés du compte ; les dix meilleures de chaque catégorie sont retenues (les
+publications aux mentions J'aime masquées n'y figurent pas ; les vues des reels sont affichées
+mais n'entrent pas dans le calcul).</p>
+<p>Mentions J'aime masquées : le taux d'engagement d'un compte est calculé sur ses seules
+publications aux J'aime visibles. Si toutes ses publications des 30 jours les masquent, son taux
+d'engagement est « masqué » : il reste classé, son score étant la moyenne pondérée des autres
+indicateurs, leurs poids ramenés au même total.</p>"""
 
 
 SOURCES_HTML = f"""<h1>Sources et licences</h1>

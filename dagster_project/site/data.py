@@ -17,11 +17,13 @@ import duckdb
 from .svg import points_sql
 
 RANKING_COLUMNS = ("month", "category", "rank", "territory_id", "territory_name", "handle",
-                   "score", "engagement_rate", "reach", "posts_per_day", "followers",
+                   "score", "engagement_rate", "engagement_hidden", "reach", "posts_per_day",
+                   "followers",
                    "followers_growth", "follower_ratio", "rank_change", "is_new_entry",
                    "in_top_n", "is_demo", "is_provisional")
 POST_COLUMNS = ("month", "category", "post_rank", "territory_id", "handle", "media_id",
-                "posted_at", "media_type", "like_count", "comments_count", "interactions",
+                "posted_at", "media_type", "media_product_type", "like_count", "comments_count",
+                "view_count", "interactions",
                 "engagement", "permalink", "is_demo")
 ALERT_COLUMNS = ("month", "territory_id", "handle", "alert", "detail")
 TERRITORY_ALERTS = 24          # most recent alerts shown on a territory page

@@ -11,6 +11,10 @@ What it reproduces (the README says how demo data is labelled):
 - followers ∝ population with a heavy (log-normal) tail, growing over the years, with a
   jump at the March 2020 lockdown;
 - posting cadence from a post a month to several a day; per-post engagement ≈ 1–5 %;
+- hidden likes: about 4 % of the accounts hide their like counts from a month between
+  June 2021 (when Instagram offered it) and now; their posts then carry `like_count: null`
+  (the Graph API omits the field; the loader reads both as hidden);
+- reels carry a `view_count` (about 10 to 30 views per interaction);
 - incidents: accounts deleted (`not_found` from some month on, like @latenareze after
   July 2021), spells as a non-business account, occasional fetch errors (some with an
   earlier successful snapshot in the month to fall back on).
@@ -165,7 +169,9 @@ def simulate(accounts: list[Account], months: list[dt.date], landing_dir: Path, 
     snaps = _snapshots(grid, wanted, T, now)
     handles = np.array([a.handle for a in accounts], dtype=object)
     names = np.array([info[a.territory_id][1] for a in accounts], dtype=object)
-    files, n_media = _write_chunks(snaps, grid, params.er, handles, names, seed, landing_dir)
+    hide_from = _hide_likes_from(n, seed, T)
+    files, n_media = _write_chunks(snaps, grid, params.er, hide_from, handles, names, seed,
+                                   landing_dir)
     result = SimResult(len(wanted), n, len(snaps.acc), n_media, sorted(files))
     del params, grid, snaps
     _release_memory()
@@ -178,6 +184,20 @@ def _release_memory() -> None:
     peak (measured at national scale: 0.5 GiB kept)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+HIDDEN_LIKES_SHARE = 0.04
+HIDDEN_LIKES_FROM = dt.date(2021, 6, 1)
+
+
+def _hide_likes_from(n: int, seed: int, T: int) -> np.ndarray:
+    """Per account, the first month it hides its like counts (10 000: never). Its own
+    random stream: the other draws, and so the rest of the demo, do not depend on it."""
+    rng = np.random.default_rng([seed, 4])
+    first = _month_index(HIDDEN_LIKES_FROM)
+    hides = rng.random(n) < HIDDEN_LIKES_SHARE
+    start = rng.integers(first, max(T, first + 1), n)
+    return np.where(hides, start, 10_000)
 
 
 @dataclass
@@ -328,7 +348,8 @@ def _snapshots_table(sn: _Snapshots, g: _Grid, handles: np.ndarray, names: np.nd
     })
 
 
-def _write_chunks(sn: _Snapshots, g: _Grid, er: np.ndarray, handles: np.ndarray,
+def _write_chunks(sn: _Snapshots, g: _Grid, er: np.ndarray, hide_from: np.ndarray,
+                  handles: np.ndarray,
                   names: np.ndarray, seed: int, landing_dir: Path) -> tuple[list[Path], int]:
     """Media: one row per post, vectorised within a month; each month draws from its own
     seeded stream so a month's file does not depend on the range asked for. Months are
@@ -347,7 +368,8 @@ def _write_chunks(sn: _Snapshots, g: _Grid, er: np.ndarray, handles: np.ndarray,
                 sel = np.nonzero(sn.month == month_idx)[0]
                 parts.append(_media(sel, sn.n_media[sel], sn.n_in_window[sel], sn.at,
                                     sn.followers, er[sn.acc], sn.acc, sn.month, sn.n_final,
-                                    np.random.default_rng([seed, 3, int(month_idx)])))
+                                    np.random.default_rng([seed, 3, int(month_idx)]),
+                                    hide_from[sn.acc]))
             media = pa.table({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
             del parts                              # the Arrow table holds its own copy
             n_media_total += media.num_rows
@@ -362,7 +384,7 @@ def _write_chunks(sn: _Snapshots, g: _Grid, er: np.ndarray, handles: np.ndarray,
 
 
 def _media(sel, n_media, n_in_window, snap_at, snap_f, snap_er, snap_acc, snap_month,
-           n_final, rng) -> dict[str, np.ndarray]:
+           n_final, rng, snap_hide_from) -> dict[str, np.ndarray]:
     """Posts of the snapshots `sel` (indices into the snapshot arrays), one row each."""
     owner = np.repeat(sel, n_media)
     k = np.arange(len(owner)) - np.repeat(np.cumsum(n_media) - n_media, n_media)
@@ -379,15 +401,20 @@ def _media(sel, n_media, n_in_window, snap_at, snap_f, snap_er, snap_acc, snap_m
     media_id = (np.int64(18) * 10**17 + snap_acc[owner].astype(np.int64) * 10**11
                 + snap_month[owner].astype(np.int64) * 10**7
                 + (owner >= n_final).astype(np.int64) * 10**6 + k)
+    product = np.where((media_type == "VIDEO") & reels_era, "REELS", "FEED")
+    comments = rng.poisson(inter * 0.03).astype(np.int64)
+    views = np.round(inter * rng.uniform(10, 30, len(owner))).astype(np.int64)  # drawn last
     return {
         "sid": owner,
         "k": k,
         "media_id": media_id.astype(str),
         "posted_at": posted.astype("datetime64[us]"),
         "media_type": media_type,
-        "media_product_type": np.where((media_type == "VIDEO") & reels_era, "REELS", "FEED"),
+        "media_product_type": product,
         "like_count": np.round(inter * 0.97).astype(np.int64),
-        "comments_count": rng.poisson(inter * 0.03).astype(np.int64),
+        "comments_count": comments,
+        "likes_hidden": snap_month[owner] >= snap_hide_from[owner],
+        "view_count": np.where(product == "REELS", views, -1),
     }
 
 
@@ -399,9 +426,10 @@ copy (
             'timestamp': strftime(posted_at, '%Y-%m-%dT%H:%M:%S+0000'),
             'media_type': media_type,
             'media_product_type': media_product_type,
-            'like_count': like_count,
+            'like_count': case when not likes_hidden then like_count end,
             'comments_count': comments_count,
-            'permalink': 'https://www.instagram.com/p/demo' || media_id || '/'
+            'permalink': 'https://www.instagram.com/p/demo' || media_id || '/',
+            'view_count': case when view_count >= 0 then view_count end
         } order by posted_at desc, k) as data
         from media group by sid
     )

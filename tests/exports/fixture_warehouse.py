@@ -258,7 +258,7 @@ def write_raw(con: duckdb.DuckDBPyConnection, rows: list, months: tuple[dt.date,
             likes = interactions // posts + (1 if i < interactions % posts else 0)
             media.append([month, snaps[-1][1], snaps[-1][2], handle, fetched,
                           f"{tid}-{month:%Y%m}-{i}", fetched - dt.timedelta(hours=i + 1),
-                          "IMAGE", "FEED", likes, 0, None])
+                          "IMAGE", "FEED", likes, 0, None, None])
     last = months[-1]
     handles = {tid: handle for tid, _n, _c, _p, handle, *_r in TERRITORIES}
     snapshot(last, "epci:243200508", handles["epci:243200508"], dt.datetime(2021, 7, 30, 9),
@@ -267,7 +267,7 @@ def write_raw(con: duckdb.DuckDBPyConnection, rows: list, months: tuple[dt.date,
         snapshot(months[0], tid, handles[tid], dt.datetime(2021, 6, 29, 9), "error", code=2,
                  message="An unexpected error has occurred")
     con.executemany(f"insert into raw.snapshots values ({', '.join('?' * 18)})", snaps)
-    con.executemany(f"insert into raw.media values ({', '.join('?' * 12)})", media)
+    con.executemany(f"insert into raw.media values ({', '.join('?' * 13)})", media)
     con.executemany(
         "insert into raw.accounts (handle, territory_id, source_url, checked_on, registry_file, "
         "registry_line, loaded_at) values (?, ?, '', '', 'accounts.csv', ?, ?)",

@@ -109,7 +109,7 @@ def test_build_fields_and_cursor_validation():
     f = build_fields("gers.le_dpt")
     assert f == ("business_discovery.username(gers.le_dpt){id,username,name,followers_count,"
                  "follows_count,media_count,media.limit(50){id,timestamp,media_type,"
-                 "media_product_type,like_count,comments_count,permalink}}")
+                 "media_product_type,like_count,comments_count,permalink,view_count}}")
     assert "media.after(QUJD).limit(50){" in build_fields("gers", "QUJD")
     with pytest.raises(ValueError):
         build_fields("bad)handle{")

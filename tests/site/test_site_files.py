@@ -75,8 +75,9 @@ def test_top_posts_follow_the_ranking_rule(demo_run):
         ranked = con.execute("""select category, handle, snapshot_at, followers
                                 from marts.fct_monthly_rankings where month = ?""", [month]).fetchall()
         media = con.execute("""select distinct handle, fetched_at, media_id, posted_at,
-                                      like_count + comments_count
-                               from raw.media where month = ?""", [month]).fetchall()
+                                      like_count + coalesce(comments_count, 0)
+                               from raw.media   -- posts with hidden likes are never best posts
+                               where month = ? and like_count is not null""", [month]).fetchall()
     by_snapshot: dict = {}
     for handle, fetched_at, media_id, posted_at, inter in media:
         by_snapshot.setdefault((handle, fetched_at), []).append((media_id, posted_at, inter))

@@ -68,7 +68,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "graph_api"
 ACCOUNT_FIELDS = "id,username,name,followers_count,follows_count,media_count"
-MEDIA_FIELDS = "id,timestamp,media_type,media_product_type,like_count,comments_count,permalink"
+MEDIA_FIELDS = (
+    "id,timestamp,media_type,media_product_type,like_count,comments_count,permalink,view_count")
 
 TOKEN_ERROR_CODES = frozenset({190, 102})
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80001, 80010)})

@@ -17,7 +17,9 @@ posts as (
         r.month,
         r.handle,
         count(*) as posts_30d,
-        sum(m.interactions) as interactions_30d,
+        -- hidden likes (interactions null): the post counts for frequency, not for engagement
+        count(*) filter (where m.interactions is null) as posts_likes_hidden_30d,
+        coalesce(sum(m.interactions), 0)::bigint as interactions_30d,
     from reference r
     join media m
         on m.month = r.month
@@ -34,6 +36,7 @@ joined as (
         t.population,
         t.vintage,
         coalesce(p.posts_30d, 0) as posts_30d,
+        coalesce(p.posts_likes_hidden_30d, 0) as posts_likes_hidden_30d,
         coalesce(p.interactions_30d, 0) as interactions_30d,
         prev.followers as previous_followers,
         prev.ig_user_id as previous_ig_user_id,
@@ -80,10 +83,13 @@ final as (
         ---------- KPIs (rates are fractions)
         posts_30d,
         posts_30d / 30 as posts_per_day,
+        posts_likes_hidden_30d,
         interactions_30d,
+        -- over the posts whose likes are visible; null when every post hides its likes
         case
             when posts_30d = 0 or followers = 0 then 0.0
-            else interactions_30d / (posts_30d * followers)
+            when posts_likes_hidden_30d = posts_30d then null
+            else interactions_30d / ((posts_30d - posts_likes_hidden_30d) * followers)
         end as engagement_rate,
         case when population > 0 then followers / population end as reach,
         followers / greatest(follows, 1) as follower_ratio,

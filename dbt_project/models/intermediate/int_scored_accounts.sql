@@ -18,7 +18,10 @@ weights as (
 percentiles as (
     select
         *,
-        percent_rank() over (partition by month, category order by engagement_rate) as p_engagement_rate,
+        -- accounts whose likes are all hidden (engagement_rate null) are left out of this one
+        case when engagement_rate is not null then percent_rank() over (
+            partition by month, category, engagement_rate is null order by engagement_rate
+        ) end as p_engagement_rate,
         percent_rank() over (partition by month, category order by reach) as p_reach,
         percent_rank() over (partition by month, category order by posts_per_day) as p_posts_per_day,
         percent_rank() over (partition by month, category order by followers) as p_followers,
@@ -29,14 +32,16 @@ percentiles as (
 scored as (
     select
         p.*,
+        p.engagement_rate is null as engagement_hidden,
+        -- without an engagement rate, the other criteria with their weights rescaled
         round(
             100 * (
-                w.w_engagement_rate * p.p_engagement_rate
+                coalesce(w.w_engagement_rate * p.p_engagement_rate, 0)
                 + w.w_reach * p.p_reach
                 + w.w_posts_per_day * p.p_posts_per_day
                 + w.w_followers * p.p_followers
                 + w.w_follower_ratio * p.p_follower_ratio
-            ) / w.w_total,
+            ) / (w.w_total - case when p.p_engagement_rate is null then w.w_engagement_rate else 0 end),
             6
         ) as score,
     from percentiles p

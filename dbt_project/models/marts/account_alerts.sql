@@ -4,7 +4,8 @@
     pre_hook="{{ delete_month_range() }}",
 ) }}
 -- Registered accounts whose month went wrong: latest snapshot not ok, no snapshot at all,
--- another account behind the handle, or a territory absent from the vintage in force.
+-- another account behind the handle, a territory absent from the vintage in force, or
+-- every post of the reference window hiding its likes.
 with snapshots as (
     select * from {{ ref('stg_raw__snapshots') }}
     where month between {{ month_from() }} and {{ month_to() }}
@@ -127,6 +128,23 @@ alerts as (
         is_demo,
     from kpis
     where account_changed
+
+    union all
+
+    -- every post of the reference window hides its likes: still ranked, score rescaled
+    select
+        month,
+        territory_id,
+        handle,
+        'likes_hidden' as alert,
+        posts_likes_hidden_30d || ' / ' || posts_30d
+            || ' posts of the reference window hide their like counts: no engagement rate, '
+            || 'score over the other criteria (weights rescaled)' as detail,
+        null as latest_status,
+        null as ranked_on_earlier_snapshot,
+        is_demo,
+    from kpis
+    where is_ranked and engagement_rate is null
 
     union all
 

@@ -14,6 +14,7 @@ select
     follows,
     media_count,
     posts_30d,
+    posts_likes_hidden_30d,
     posts_per_day,
     interactions_30d,
     engagement_rate,

@@ -29,6 +29,9 @@ final as (
         ---------- score and KPIs
         s.score,
         s.engagement_rate,
+        s.engagement_hidden,
+        s.posts_30d,
+        s.posts_likes_hidden_30d,
         s.reach,
         s.posts_per_day,
         s.followers,

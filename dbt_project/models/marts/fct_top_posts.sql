@@ -5,6 +5,7 @@
 ) }}
 -- The month's best posts per category: posts of the reference window of ranked accounts,
 -- by engagement (interactions ÷ followers) desc, interactions desc, media_id; top 10 kept.
+-- A post whose likes are hidden has no interaction count: it cannot be placed, it is left out.
 with rankings as (
     select * from {{ ref('fct_monthly_rankings') }}
     where month between {{ month_from() }} and {{ month_to() }}
@@ -26,11 +27,13 @@ posts as (
         m.media_id,
         m.posted_at,
         m.media_type,
+        m.media_product_type,
         m.like_count,
         m.comments_count,
         m.interactions,
         case when r.followers > 0 then m.interactions / r.followers end as engagement,
         r.followers,
+        m.view_count,
         m.permalink,
         r.is_demo,
     from rankings r
@@ -39,6 +42,7 @@ posts as (
         and m.handle = r.handle
         and m.fetched_at = r.snapshot_at
         and m.posted_at between r.snapshot_at - interval 30 days and r.snapshot_at
+    where m.interactions is not null
 ),
 
 ranked as (
@@ -67,6 +71,8 @@ select
     interactions,
     engagement,
     followers,
+    media_product_type,
+    view_count,
     permalink,
     is_demo,
 from ranked

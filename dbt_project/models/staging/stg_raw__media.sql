@@ -13,8 +13,12 @@ select
     media_id,
     posted_at,
     media_type,
+    media_product_type,
     like_count,
     comments_count,
-    like_count + comments_count as interactions,
+    like_count is null as likes_hidden,
+    -- hidden likes: no interaction count (comments turned off count as 0 comments)
+    like_count + coalesce(comments_count, 0) as interactions,
+    view_count,
     permalink,
 from source
