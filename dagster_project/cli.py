@@ -103,6 +103,7 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
 
     ensure_manifest()
     from .definitions import defs
+    from .defs.automation import PID_TAG
 
     for name in ("dagster", "dagster_dbt"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -175,41 +176,22 @@ def execute(first: dt.date, last: dt.date, resource_config: dict, *, full_refres
     return result, run_id, time.monotonic() - started
 
 
-PID_TAG = "observatoire/pid"
 # The run tags with which Dagster itself launches a single-run backfill over a range (the
 # same strings the UI's backfill daemon writes; Dagster exports no public name for them).
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_dead_cli_runs(instance) -> list[str]:
-    """Mark CLI runs whose process died (killed, machine crash) as failed and free their
+    """Mark runs whose process died (killed, machine crash) as failed and free their
     `warehouse` pool slots; otherwise the next run would wait for those slots forever."""
-    from dagster import DagsterRunStatus, RunsFilter
+    from .defs.automation import recover_dead_runs
 
-    recovered = []
-    in_progress = instance.get_runs(RunsFilter(statuses=[
-        DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED]))
-    for run in in_progress:
-        pid = run.tags.get(PID_TAG)
-        if pid is None or _alive(int(pid)):
-            continue
-        instance.report_run_failed(run, f"the observatoire process (pid {pid}) died mid-run")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        console.print(f"[yellow]note:[/] run {run.run_id} had died mid-run (pid {pid}): "
+    recovered = recover_dead_runs(instance)
+    for run_id, pid in recovered:
+        console.print(f"[yellow]note:[/] run {run_id} had died mid-run (pid {pid}): "
                       "marked failed, its warehouse slot freed")
-        recovered.append(run.run_id)
-    return recovered
+    return [run_id for run_id, _ in recovered]
 
 
 def _failure_message(result) -> str:
@@ -401,32 +383,54 @@ def ui(
     console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "
                   "Ctrl-C to stop")
 
-    proc = start_process_group(cmd)
+    from .serve import start
+
+    proc = start(cmd)
     code = wait_forwarding_signals(proc)
     raise typer.Exit(code=code)
 
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface the webserver listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Webserver port.")] = 3000,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR).")] = None,
+) -> None:
+    """Run the observatory unattended: the Dagster webserver plus exactly one daemon,
+    schedules and sensors on. SIGINT / SIGTERM / SIGHUP cancel the runs in flight and stop
+    both (exit 0); if either dies, the other is stopped and serve exits 1."""
+    from dagster import DagsterInstance
+
+    from . import serve as supervisor
+    from .dbt_manifest import run_dbt
+    from .defs.automation import AUTOMATION_ENV
+
+    configure(data_dir)
+    os.environ[AUTOMATION_ENV] = "on"
+    run_dbt(["parse", "--quiet"])  # a freshly upgraded checkout starts with its own models
+    # The instance is opened (created, migrated) once, before the webserver and the daemon
+    # start: both at once on a fresh DAGSTER_HOME can each stamp the schema.
+    with DagsterInstance.get():
+        pass
+    supervisor.recover(console.print)  # runs a crash or a reboot left in progress
+    console.print(f"Observatoire serving on http://{host}:{port} (DAGSTER_HOME="
+                  f"{os.environ['DAGSTER_HOME']}): webserver + daemon, schedules and sensors on")
+    procs = {}
+    try:
+        for name, cmd in supervisor.commands(host, port).items():
+            procs[name] = supervisor.start(cmd)
+    except OSError as exc:
+        supervisor.stop_all(procs, signal.SIGTERM, 5.0, console.print)
+        _fail(f"cannot start {name}: {exc}")
+    code = supervisor.supervise(procs, console.print,
+                                sweep=lambda: supervisor.recover(console.print),
+                                on_signal=lambda: supervisor.cancel_in_flight(console.print))
+    console.print("Observatoire stopped." if code == 0 else
+                  "[bold red]Observatoire stopped: a process died[/] (exit 1)")
+    raise typer.Exit(code=code)
+
+
 UI_GRACE_S = 30.0
-
-
-def start_process_group(cmd: list[str]):
-    """Start `cmd` as the leader of a new process group, default signal handlers restored
-    (background shells start us with SIGINT/SIGTERM ignored, and children inherit that)."""
-    import subprocess
-
-    def restore() -> None:
-        for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-
-    # preexec_fn runs before exec, in the child only; no thread of ours touches it.
-    return subprocess.Popen(cmd, preexec_fn=restore, start_new_session=True)  # noqa: PLW1509
-
-
-class _Signalled(Exception):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 def wait_forwarding_signals(proc, grace_s: float = UI_GRACE_S) -> int:
@@ -435,35 +439,32 @@ def wait_forwarding_signals(proc, grace_s: float = UI_GRACE_S) -> int:
     SIGKILL whatever is left. Returns the exit code to use."""
     import subprocess
 
+    from .serve import FORWARDED_SIGNALS, Signalled, killpg
+
     def handler(signum, _frame) -> None:
-        raise _Signalled(signum)
+        raise Signalled(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in FORWARDED_SIGNALS}
     try:
         try:
             return proc.wait() or 0
-        except _Signalled as got:
+        except Signalled as got:
             for sig in FORWARDED_SIGNALS:  # a second signal must not interrupt the clean-up
                 signal.signal(sig, signal.SIG_IGN)
             name = signal.Signals(got.signum).name
             console.print(f"{name} received: stopping the Dagster UI (process group {proc.pid})…")
-            _killpg(proc.pid, got.signum)
+            killpg(proc.pid, got.signum)
             try:
                 proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
                 console.print(f"[yellow]still running after {grace_s:.0f} s: killing it[/]")
-            _killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+            killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
             proc.wait()
             console.print("Dagster UI stopped.")
             return 0 if got.signum == signal.SIGINT else 128 + got.signum
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 @app.command()
@@ -473,8 +474,8 @@ def status(
     month: Annotated[str | None, typer.Option(help="Month YYYY-MM (default: the current month).")] = None,
 ) -> None:
     """Where the month's Graph API collection stands: accounts collected / total by status,
-    requests used, last run, throttling holds, and the plan for the rest of the collection
-    window."""
+    requests used, last run, throttling holds, the plan for the rest of the collection
+    window; whether serve's daemon is alive and the schedules' next ticks."""
     from .collection import month_status
     from .collection_plan import load_plan_settings
     from .reference import territory_ids
@@ -496,10 +497,13 @@ def status(
         _fail(str(exc))
     today = m.today_utc()
     st = month_status(accs, settings, mo, today=today, plan_settings=plan_settings)
-    print_status(st, registry, len(rejected), today)
+    from .serve import status_rows
+
+    print_status(st, registry, len(rejected), today, status_rows(settings.dagster_home))
 
 
-def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
+def print_status(st, registry: Path, rejected: int, today: dt.date,
+                 extra: list[tuple[str, str]] = ()) -> None:
     from rich.table import Table
 
     from .collection_plan import window_start
@@ -562,6 +566,8 @@ def print_status(st, registry: Path, rejected: int, today: dt.date) -> None:
         verdict = (f"[red]short[/]: the window can still collect {p.window_capacity:,} of "
                    f"{st.remaining:,} accounts (widen OBSERVATOIRE_COLLECTION_WINDOW_DAYS)")
     table.add_row("outlook", verdict)
+    for label, value in extra:
+        table.add_row(label, value)
     out.print(table)
 
 

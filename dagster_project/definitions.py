@@ -16,6 +16,7 @@ from .defs.assets.load import raw_instagram
 from .defs.assets.publish import monthly_exports, published_warehouse
 from .defs.assets.site import public_site
 from .defs.assets.transform import observatoire_dbt
+from .defs.automation import nightly_archive
 from .defs.jobs import jobs
 from .defs.project import dbt_project
 from .defs.resources import default_resource
@@ -25,7 +26,7 @@ from .defs.sensors import sensors
 defs = Definitions(
     assets=[instagram_snapshots, raw_instagram, observatoire_dbt, published_warehouse,
             monthly_exports, public_site],
-    jobs=jobs,
+    jobs=[*jobs, nightly_archive],
     schedules=schedules,
     sensors=sensors,
     # The pipeline is a chain of steps: a process per step would buy no parallelism and cost

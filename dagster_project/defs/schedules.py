@@ -1,8 +1,7 @@
-"""The schedules (off by default: turn them on in the UI)."""
+"""The schedules (on under `observatoire serve`; elsewhere off until turned on in the UI)."""
 from __future__ import annotations
 
 from dagster import (
-    DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
@@ -16,6 +15,7 @@ from ..collection_plan import (
     load_plan_settings,
     window_days_left,
 )
+from .automation import nightly_archive_schedule, schedule_status
 from .jobs import build_job, collect_job, resource_config
 
 PARIS = "Europe/Paris"
@@ -33,7 +33,7 @@ def _window_days() -> int:
 
 @schedule(job=collect_job,
           cron_schedule=f"0 {COLLECTION_HOUR} {first_cron_day(_window_days())}-31 * *",
-          execution_timezone=PARIS, default_status=DefaultScheduleStatus.STOPPED,
+          execution_timezone=PARIS, default_status=schedule_status(),
           description="Every day of the collection window (the last OBSERVATOIRE_COLLECTION_"
           "WINDOW_DAYS days of the month, default 7) at 02:00 (Paris), collect the current month "
           "from the Graph API: each run resumes where the last stopped (accounts already "
@@ -53,7 +53,7 @@ def graph_api_collection(context: ScheduleEvaluationContext):
 
 
 @schedule(job=build_job, cron_schedule="0 6 1 * *", execution_timezone=PARIS,
-          default_status=DefaultScheduleStatus.STOPPED,
+          default_status=schedule_status(),
           description="On the 1st at 06:00 (Paris), build, publish and export the month just finished.")
 def monthly_publication(context: ScheduleEvaluationContext):
     month = m.add_months(context.scheduled_execution_time.date().replace(day=1), -1)
@@ -61,4 +61,4 @@ def monthly_publication(context: ScheduleEvaluationContext):
                       run_config=resource_config("landing"))
 
 
-schedules = [graph_api_collection, monthly_publication]
+schedules = [graph_api_collection, monthly_publication, nightly_archive_schedule]

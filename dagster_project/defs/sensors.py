@@ -1,14 +1,22 @@
-"""The landing sensor (off by default: turn it on in the UI)."""
+"""The landing sensor (on under `observatoire serve`; elsewhere off until turned on in the UI).
+
+On its first tick (no cursor yet: the first start of serve, or a fresh DAGSTER_HOME) it takes
+the landing archive as it stands for built and launches nothing: asking for one run per
+landed month would queue a hundred runs on a full archive. An archive that was never built
+is built once with `observatoire run --source landing --from … --to …` (one run over the
+range); from then on, a new or changed file in a month launches that month's build.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from .. import months as m
 from ..landing import iter_month_files
 from ..settings import load_settings
+from .automation import interval_s, sensor_status
 from .jobs import build_job, resource_config
 
 
@@ -28,11 +36,18 @@ def landing_state(landing_dir: Path) -> dict[str, float]:
     return state
 
 
-@sensor(job=build_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
-        description="Loads and rebuilds a month when new or changed landing files appear in it.")
+@sensor(job=build_job,
+        minimum_interval_seconds=interval_s("OBSERVATOIRE_LANDING_SENSOR_INTERVAL_S", 60),
+        default_status=sensor_status(),
+        description="Loads and rebuilds a month when new or changed landing files appear in it "
+                    "(its first tick takes the archive as it stands for built).")
 def landing_files_sensor(context: SensorEvaluationContext):
     state = landing_state(load_settings().landing_dir)
-    seen = json.loads(context.cursor) if context.cursor else {}
+    if context.cursor is None:
+        context.update_cursor(json.dumps(state))
+        return SkipReason(f"first tick: {len(state)} landed month(s) taken as built; new or "
+                          "changed files from now on launch their month's build")
+    seen = json.loads(context.cursor)
     changed = sorted(k for k, t in state.items() if seen.get(k, 0) < t)
     if not changed:
         return SkipReason("no new landing files")
