@@ -405,6 +405,9 @@ def serve(
     from .dbt_manifest import run_dbt
     from .defs.automation import AUTOMATION_ENV
 
+    def say(text: str) -> None:  # serve's output is a log (journald): one line per message
+        console.print(text, soft_wrap=True)
+
     configure(data_dir)
     os.environ[AUTOMATION_ENV] = "on"
     run_dbt(["parse", "--quiet"])  # a freshly upgraded checkout starts with its own models
@@ -412,22 +415,65 @@ def serve(
     # start: both at once on a fresh DAGSTER_HOME can each stamp the schema.
     with DagsterInstance.get():
         pass
-    supervisor.recover(console.print)  # runs a crash or a reboot left in progress
-    console.print(f"Observatoire serving on http://{host}:{port} (DAGSTER_HOME="
-                  f"{os.environ['DAGSTER_HOME']}): webserver + daemon, schedules and sensors on")
+    supervisor.recover(say)  # runs a crash or a reboot left in progress
+    say(f"Observatoire serving on http://{host}:{port} (DAGSTER_HOME="
+        f"{os.environ['DAGSTER_HOME']}): webserver + daemon, schedules and sensors on")
     procs = {}
     try:
         for name, cmd in supervisor.commands(host, port).items():
             procs[name] = supervisor.start(cmd)
     except OSError as exc:
-        supervisor.stop_all(procs, signal.SIGTERM, 5.0, console.print)
+        supervisor.stop_all(procs, signal.SIGTERM, 5.0, say)
         _fail(f"cannot start {name}: {exc}")
-    code = supervisor.supervise(procs, console.print,
-                                sweep=lambda: supervisor.recover(console.print),
-                                on_signal=lambda: supervisor.cancel_in_flight(console.print))
-    console.print("Observatoire stopped." if code == 0 else
-                  "[bold red]Observatoire stopped: a process died[/] (exit 1)")
+    code = supervisor.supervise(procs, say, sweep=lambda: supervisor.recover(say),
+                                on_signal=lambda: supervisor.cancel_in_flight(say))
+    say("Observatoire stopped." if code == 0 else
+        "[bold red]Observatoire stopped: a process died[/] (exit 1)")
     raise typer.Exit(code=code)
+
+
+@app.command()
+def alert(
+    test: Annotated[bool, typer.Option("--test", help="Send a test alert now.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR).")] = None,
+) -> None:
+    """Alerts: the latest ones and how each was delivered; `--test` sends one to every
+    configured channel (OBSERVATOIRE_ALERT_WEBHOOK_URL, OBSERVATOIRE_ALERT_SMTP_*)."""
+    import socket
+
+    from . import alerts
+    from .settings import load_settings
+
+    if data_dir is not None:
+        os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
+    settings = load_settings()
+    try:
+        channels = alerts.load_alert_settings().channels
+    except ValueError as exc:
+        _fail(str(exc))
+    if test:
+        if not channels:
+            _fail("no alert channel: set OBSERVATOIRE_ALERT_WEBHOOK_URL and/or "
+                  "OBSERVATOIRE_ALERT_SMTP_HOST (see docs/operations.md, Alerts)")
+        now = dt.datetime.now(dt.UTC)
+        alerts.record(settings.data_dir, f"test:{now.isoformat()}", alerts.Alert(
+            "test", f"Observatoire: test alert from {socket.gethostname()} at "
+            f"{now:%Y-%m-%d %H:%M} UTC: alerts reach you.",
+            detail="Sent by `observatoire alert --test`."), now=now)
+        done = alerts.deliver_pending(settings.data_dir)
+        console.print(f"test alert: {done.sent} delivery(ies) sent, {done.failed} failed "
+                      f"({', '.join(channels)}); {done.pending} still pending")
+        if done.failed or not done.sent:
+            raise typer.Exit(code=1)
+        return
+    rows = alerts.recent(settings.data_dir)
+    if not rows:
+        console.print(f"no alert recorded in {alerts.outbox_path(settings.data_dir)}")
+    for row in rows:
+        states = ", ".join(f"{c} {d['state']}" + (f" ({d['last_error']})" if d["last_error"]
+                                                   else "") for c, d in row["channels"].items())
+        console.print(f"{row['created_at']}  {row['event']}  {row['text']}  — {states}",
+                      markup=False, highlight=False)
 
 
 UI_GRACE_S = 30.0
@@ -475,7 +521,8 @@ def status(
 ) -> None:
     """Where the month's Graph API collection stands: accounts collected / total by status,
     requests used, last run, throttling holds, the plan for the rest of the collection
-    window; whether serve's daemon is alive and the schedules' next ticks."""
+    window; the token's health (valid, expiry, scopes: Graph API debug_token); whether
+    serve's daemon is alive and the schedules' next ticks."""
     from .collection import month_status
     from .collection_plan import load_plan_settings
     from .reference import territory_ids
@@ -498,8 +545,11 @@ def status(
     today = m.today_utc()
     st = month_status(accs, settings, mo, today=today, plan_settings=plan_settings)
     from .serve import status_rows
+    from .sources.graph_api import check_token, token_rows
 
-    print_status(st, registry, len(rejected), today, status_rows(settings.dagster_home))
+    token = token_rows(check_token(settings), dt.datetime.now(dt.UTC))
+    print_status(st, registry, len(rejected), today,
+                 [*token, *status_rows(settings.dagster_home)])
 
 
 def print_status(st, registry: Path, rejected: int, today: dt.date,

@@ -1,14 +1,19 @@
 """What makes the observatory run itself under `observatoire serve`: schedules and sensors on,
-the nightly archive check, and the recovery of runs left "started" by a crash.
+the alert sensors, the nightly archive check, and the recovery of runs left "started" by a
+crash.
 
 Schedules and sensors are on by default only when `OBSERVATOIRE_AUTOMATION=on` (set by
 `observatoire serve`); `run` and `ui` keep them off (they can still be turned on in the UI).
+Alerts go through the outbox (`alerts.py`): one key per event, sent once, retried when
+undelivered, never failing a run.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dagster import (
     DagsterEventType,
@@ -16,15 +21,24 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Failure,
+    RunFailureSensorContext,
     RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
     job,
     op,
+    run_failure_sensor,
     schedule,
+    sensor,
 )
+
+from .. import months as m
+from ..alerts import Alert, deliver_pending, record
 
 AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
 PARIS = "Europe/Paris"
+PUBLISH_DEADLINE = (2, 12)            # the month is published by the 2nd at 12:00 (Paris)
 
 
 def automation_on() -> bool:
@@ -118,6 +132,214 @@ def recover_dead_runs(instance) -> list[tuple[str, int]]:
     return recovered
 
 
+# --- alert texts (pure) --------------------------------------------------------------------
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    return line[:limit]
+
+
+def run_failure_alert(job_name: str, run_id: str, partition: str | None,
+                      steps: list[tuple[str, str]], run_message: str,
+                      failed_checks: list[str]) -> Alert:
+    """The alert for a failed run: its failing step and error, or its failed data tests."""
+    month = partition[:7] if partition else None
+    where = f" ({month})" if month else ""
+    if failed_checks:
+        shown = ", ".join(failed_checks[:5]) + (" …" if len(failed_checks) > 5 else "")
+        text = (f"Observatoire: data test failed in run {run_id[:8]} of {job_name}{where}: "
+                f"{shown}")
+        event = "data_test_failed"
+    elif steps:
+        step, error = steps[0]
+        text = (f"Observatoire: run {run_id[:8]} of {job_name}{where} failed at step "
+                f"{step}: {_first_line(error)}")
+        event = "run_failed"
+    else:
+        text = f"Observatoire: run {run_id[:8]} of {job_name}{where} failed: " \
+               f"{_first_line(run_message)}"
+        event = "run_failed"
+    detail = "\n\n".join([f"step {s}:\n{e.strip()[:1500]}" for s, e in steps]
+                         + ([f"failed data tests: {', '.join(failed_checks)}"]
+                            if failed_checks else [])
+                         + ([run_message.strip()] if run_message and not steps else []))
+    return Alert(event, text, month=month, run_id=run_id, detail=detail)
+
+
+def not_published_alert(month: dt.date) -> Alert:
+    key = m.month_key(month)
+    return Alert("not_published",
+                 f"Observatoire: the {key} rankings are not published yet "
+                 f"(due by the {PUBLISH_DEADLINE[0]}nd at {PUBLISH_DEADLINE[1]}:00, Paris)",
+                 month=key,
+                 detail="No row for this month in the published warehouse. Look at the "
+                        "runs of build_from_landing / monthly_publication in the Dagster UI.")
+
+
+def publish_due(now: dt.datetime) -> dt.date | None:
+    """The month that must be published by `now` (the previous one, from the 2nd 12:00
+    Paris), or None before that moment."""
+    local = now.astimezone(ZoneInfo(PARIS))
+    day, hour = PUBLISH_DEADLINE
+    if (local.day, local.hour) < (day, hour):
+        return None
+    return m.add_months(local.date().replace(day=1), -1)
+
+
+def collection_short_alert(month: dt.date, plan) -> Alert:
+    key = m.month_key(month)
+    return Alert("collection_short",
+                 f"Observatoire: the {key} collection cannot reach every account before the "
+                 f"window ends: {plan.remaining} left, {plan.window_capacity} reachable in "
+                 f"{plan.days_left} day(s)",
+                 month=key,
+                 detail=f"{plan.days_needed} daily run(s) needed at {plan.accounts_per_day} "
+                        f"account(s) a day ({plan.calls_per_run} calls a run). Widen "
+                        "OBSERVATOIRE_COLLECTION_WINDOW_DAYS or raise the hourly budget.")
+
+
+def verify_alert(day: dt.date, lines: list[str]) -> Alert:
+    return Alert("verify_failed",
+                 f"Observatoire: the nightly archive check of {day} found "
+                 f"{len(lines)} problem(s): {_first_line(lines[0]) if lines else ''}",
+                 detail="\n".join(lines[:50]))
+
+
+# --- sensors -------------------------------------------------------------------------------
+
+def _data_dir():
+    from ..settings import load_settings
+
+    return load_settings().data_dir
+
+
+def error_chain(err) -> str:
+    """A Dagster error as its causes, innermost first ("FileNotFoundError: …"), no stack:
+    Dagster wraps what the step raised in its own "Error occurred while executing op"."""
+    parts = []
+    while err is not None:
+        message = (err.message or "").strip()  # "FileNotFoundError: …" already
+        if not message.startswith("dagster._core.errors."):  # Dagster's own wrapper
+            parts.append(message)
+        err = err.cause
+    return "\n".join(reversed(parts))
+
+
+def failed_check_label(asset: str, check: str, metadata: dict) -> str:
+    """'marts/fct_monthly_rankings:unique_rank (3 rows)': a blocking dbt test and how many
+    rows failed it (dagster-dbt's `dagster_dbt/failed_row_count`, when given)."""
+    rows = metadata.get("dagster_dbt/failed_row_count")
+    rows = getattr(rows, "value", rows)
+    return f"{asset}:{check}" + (f" ({rows} rows)" if rows is not None else "")
+
+
+def _failed_checks(instance, run_id: str) -> list[str]:
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000).records
+    out = []
+    for rec in records:
+        ev = rec.event_log_entry.dagster_event.event_specific_data
+        if not ev.passed and getattr(ev.severity, "value", "ERROR") == "ERROR":
+            out.append(failed_check_label(ev.asset_key.to_user_string(), ev.check_name,
+                                          ev.metadata or {}))
+    return sorted(set(out))
+
+
+@run_failure_sensor(name="run_failure_alerts", default_status=sensor_status(),
+                    minimum_interval_seconds=interval_s("OBSERVATOIRE_ALERT_SENSOR_INTERVAL_S",
+                                                        30),
+                    description="Alerts on every failed run: its failing step and error, or "
+                    "the blocking data tests that failed.")
+def run_failure_alerts(context: RunFailureSensorContext):
+    run = context.dagster_run
+    steps = []
+    for ev in context.get_step_failure_events():
+        steps.append((ev.step_key, error_chain(ev.event_specific_data.error)
+                      or ev.message or ""))
+    alert = run_failure_alert(run.job_name, run.run_id, run.tags.get("dagster/partition"),
+                              steps, context.failure_event.message or "",
+                              _failed_checks(context.instance, run.run_id))
+    data_dir = _data_dir()
+    record(data_dir, f"{alert.event}:{run.run_id}", alert)
+    deliver_pending(data_dir)
+
+
+def _published_months(warehouse) -> set[str] | None:
+    import duckdb
+
+    if not warehouse.exists():
+        return set()
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rows = con.execute("select distinct strftime(month, '%Y-%m') "
+                               "from main.fct_monthly_rankings").fetchall()
+    except duckdb.Error:
+        return None  # being replaced, or older than the marts: ask again at the next tick
+    return {r[0] for r in rows}
+
+
+def _token_check(settings, now: dt.datetime) -> tuple[Alert, str] | None:
+    """(alert, key suffix) when the token is invalid or expires soon."""
+    from ..sources.graph_api.token import check_token, token_problem
+
+    problem = token_problem(check_token(settings), now)
+    if problem is None:
+        return None
+    event, suffix, text = problem
+    return Alert(event, text, detail="Renew the long-lived token (INSTAGRAM_ACCESS_TOKEN) "
+                 "and restart observatoire serve."), suffix
+
+
+def watch_once(instance, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
+    """One pass of the watch: returns what it did and the new cursor."""
+    from ..collection import month_status
+    from ..collection_plan import load_plan_settings, window_days_left
+    from ..reference import territory_ids
+    from ..registry import read_registry
+    from ..settings import load_settings
+
+    settings = load_settings()
+    done = []
+    due = publish_due(now)
+    if due is not None:
+        published = _published_months(settings.published_warehouse)
+        if published is not None and m.month_key(due) not in published and record(
+                settings.data_dir, f"not_published:{m.month_key(due)}", not_published_alert(due)):
+            done.append(f"{m.month_key(due)} not published")
+    if settings.access_token:
+        today = now.astimezone(dt.UTC).date()
+        ps = load_plan_settings()
+        month = today.replace(day=1)
+        if window_days_left(today, ps.window_days) > 0 and settings.accounts_file.exists():
+            accounts, _ = read_registry(settings.accounts_file, territory_ids())
+            plan = month_status(accounts, settings, month, today=today, plan_settings=ps).plan
+            if not plan.feasible and record(settings.data_dir,
+                                            f"collection_short:{m.month_key(month)}",
+                                            collection_short_alert(month, plan)):
+                done.append(f"{m.month_key(month)} collection short")
+        if cursor.get("token_checked") != today.isoformat():
+            found = _token_check(settings, now)
+            cursor = {**cursor, "token_checked": today.isoformat()}
+            if found is not None:
+                alert, suffix = found
+                if record(settings.data_dir, f"{alert.event}:{suffix}", alert):
+                    done.append(alert.event)
+    deliver_pending(settings.data_dir)
+    return done, cursor
+
+
+@sensor(name="observatoire_watch", default_status=sensor_status(),
+        minimum_interval_seconds=interval_s("OBSERVATOIRE_WATCH_INTERVAL_S", 300),
+        description="Every 5 minutes: alerts when last month is not published by the 2nd 12:00 (Paris), when the collection "
+        "cannot reach every account before the window ends, when the token is invalid or "
+        "expires within 7 days (checked daily); undelivered alerts are retried.")
+def observatoire_watch(context: SensorEvaluationContext):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    done, cursor = watch_once(context.instance, dt.datetime.now(dt.UTC), cursor)
+    context.update_cursor(json.dumps(cursor))
+    return SkipReason("; ".join(done) or "all well")
+
+
 # --- the nightly archive check -------------------------------------------------------------
 
 @op(pool="warehouse", description="verify the landing archive against its manifests and "
@@ -131,6 +353,11 @@ def verify_and_backup(context) -> None:
                             settings.warehouse if settings.warehouse.exists() else None)
     lines = archive.summary_lines(report)
     context.log.info("verify: %s", "; ".join(lines) or "ok")
+    today = dt.datetime.now(ZoneInfo(PARIS)).date()
+    if not report.ok:   # an alert, not a failed run: the night's backup still goes on
+        record(settings.data_dir, f"verify_failed:{today}",
+               verify_alert(today, [str(f) for f in report.errors]))
+        deliver_pending(settings.data_dir)
     dest = os.environ.get("OBSERVATOIRE_BACKUP_DIR")
     if dest:
         result = archive.backup(settings.landing_dir, Path(dest),
@@ -141,10 +368,6 @@ def verify_and_backup(context) -> None:
         if not result.ok:
             raise Failure("backup incomplete: " + "; ".join(
                 str(f) for f in result.findings[:5]))
-    if not report.ok:
-        raise Failure(f"the archive check of {dt.date.today()} found "
-                      f"{len(report.errors)} problem(s): "
-                      + "; ".join(str(f) for f in report.errors[:5]))
 
 
 @job(description="Every night: verify the archive, then back it up (OBSERVATOIRE_BACKUP_DIR).")
@@ -158,3 +381,6 @@ def nightly_archive():
                       "OBSERVATOIRE_BACKUP_DIR when set.")
 def nightly_archive_schedule(context):
     return {}
+
+
+sensors = [run_failure_alerts, observatoire_watch]

@@ -17,6 +17,7 @@ from .. import months as m
 from ..landing import iter_month_files
 from ..settings import load_settings
 from .automation import interval_s, sensor_status
+from .automation import sensors as automation_sensors
 from .jobs import build_job, resource_config
 
 
@@ -56,4 +57,4 @@ def landing_files_sensor(context: SensorEvaluationContext):
                        run_config=resource_config("landing")) for k in changed]
 
 
-sensors = [landing_files_sensor]
+sensors = [landing_files_sensor, *automation_sensors]

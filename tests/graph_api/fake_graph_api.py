@@ -25,6 +25,11 @@ Server-wide: latency (s), usage_schedule (list of percentages served in turn in
 X-Business-Use-Case-Usage, last one repeated), regain_minutes, app_usage (X-App-Usage %),
 expire_token_after (requests; afterwards every request gets code 190),
 page_overlap (next page starts one item early, to test de-duplication).
+Token inspection: `GET /debug_token?input_token=…` answers like Meta's, authorised by the
+user token itself or by `app_token` ("APP_ID|APP_SECRET" or an app access token); the
+inspected token is described by `token_expires_at` / `token_data_access_expires_at` (epoch
+seconds, 0 = never), `token_scopes`, `token_type`; an input token that is not `token`, or
+an expired one, gives `is_valid: false` with Meta's error object.
 Daily budget (the collection window's simulated days): with `daily_budget = N`, every
 request of the simulated day counts; X-Business-Use-Case-Usage and X-App-Usage report
 100 × calls / N, and a request beyond N is answered code 4 "Application request limit
@@ -109,6 +114,12 @@ class FakeGraphAPI:
         self.calls_today = 0
         self.calls_by_day: list[int] = [0]
         self.burst: tuple[int, float] | None = None
+        self.app_token: str | None = None
+        self.token_expires_at = 0
+        self.token_data_access_expires_at = 0
+        self.token_scopes = ["instagram_basic", "instagram_manage_insights",
+                             "pages_read_engagement", "pages_show_list"]
+        self.token_type = "USER"
         self._burst_calls = 0
         self._burst_until = 0.0
         self.bursts = 0
@@ -257,6 +268,8 @@ class FakeGraphAPI:
             return error(400, 100, "token must not be sent in the URL (test server rule)")
         expected = f"Bearer {self.token}"
         expired = self.expire_token_after is not None and n_total > self.expire_token_after
+        if parsed.path.rstrip("/").endswith("/debug_token"):
+            return self._debug_token(handler, query, auth, expired, error)
         if auth != expected or expired or sc.get("token_error"):
             got = auth.removeprefix("Bearer ")
             return error(400, 190, f"Invalid OAuth access token - Cannot parse access token: {got}",
@@ -322,6 +335,31 @@ class FakeGraphAPI:
                     media["paging"]["next"] = "https://graph.example/next"
             body["media"] = media
         handler.send_json(200, {"business_discovery": body, "id": self.user_id}, headers)
+
+
+    def _debug_token(self, handler, query, auth, expired, error) -> None:
+        allowed = {f"Bearer {self.token}"} | ({f"Bearer {self.app_token}"} if self.app_token
+                                             else set())
+        if auth not in allowed or (expired and auth == f"Bearer {self.token}"):
+            return error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        given = (query.get("input_token") or [""])[0]
+        now = int(time.time())
+        data = {"app_id": "1234567890", "type": self.token_type,
+                "application": "Observatoire (test)", "issued_at": now - 86400,
+                "user_id": "10150000000000001", "scopes": list(self.token_scopes),
+                "expires_at": self.token_expires_at,
+                "data_access_expires_at": self.token_data_access_expires_at}
+        if given != self.token:
+            data = {"is_valid": False, "scopes": [], "error": {
+                "code": 190, "message": "Invalid OAuth access token - Cannot parse access token",
+                "subcode": None}}
+        elif expired or (self.token_expires_at and self.token_expires_at < now):
+            data.update(is_valid=False, error={
+                "code": 190, "subcode": 463,
+                "message": "Error validating access token: Session has expired"})
+        else:
+            data["is_valid"] = True
+        handler.send_json(200, {"data": data}, {})
 
 
 class _QuietServer(ThreadingHTTPServer):

@@ -1,5 +1,5 @@
 """serve's automation without a daemon: on/off, crashed-run recovery, the landing sensor's
-first tick, what `status` says of serve."""
+first tick, what `status` says of serve; when an alert is due, its text, once only."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +19,20 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
+from dagster_project import alerts
+from dagster_project.collection_plan import plan_day
 from dagster_project.defs import automation
-from dagster_project.defs.automation import PID_TAG, alive, recover_dead_runs
+from dagster_project.defs.automation import (
+    PID_TAG,
+    alive,
+    collection_short_alert,
+    failed_check_label,
+    nightly_archive,
+    publish_due,
+    recover_dead_runs,
+    run_failure_alert,
+    watch_once,
+)
 from dagster_project.serve import daemon_state, next_ticks
 
 
@@ -117,3 +129,97 @@ def test_next_ticks_in_paris_time(utc, expected):
 
     got = dict(next_ticks(schedules, utc.replace(tzinfo=dt.UTC).timestamp(), keep))
     assert got == {k: f"{v} (Europe/Paris)" for k, v in expected.items()}
+
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize("now, due", [
+    (dt.datetime(2026, 12, 2, 10, 59, tzinfo=UTC), None),            # 11:59 Paris (CET)
+    (dt.datetime(2026, 12, 2, 11, 0, tzinfo=UTC), dt.date(2026, 11, 1)),   # 12:00 Paris
+    (dt.datetime(2026, 7, 2, 9, 59, tzinfo=UTC), None),               # 11:59 Paris (CEST)
+    (dt.datetime(2026, 7, 2, 10, 0, tzinfo=UTC), dt.date(2026, 6, 1)),
+    (dt.datetime(2026, 12, 1, 23, 30, tzinfo=UTC), None),             # the 2nd 00:30 Paris
+    (dt.datetime(2026, 12, 20, 8, 0, tzinfo=UTC), dt.date(2026, 11, 1)),
+])
+def test_publication_is_due_on_the_2nd_at_noon_paris(now, due):
+    assert publish_due(now) == due
+
+
+def test_run_failure_alert_names_the_step_or_the_data_tests():
+    a = run_failure_alert("build_from_landing", "0123456789abcdef", "2026-10-01",
+                          [("raw__instagram", ("FileNotFoundError: accounts registry not found:"
+                                              " /x.csv\nwrapped"))], "run failed", [])
+    assert a.event == "run_failed" and a.month == "2026-10" and a.run_id == "0123456789abcdef"
+    assert a.text == ("Observatoire: run 01234567 of build_from_landing (2026-10) failed at "
+                      "step raw__instagram: FileNotFoundError: accounts registry not found: "
+                      "/x.csv")
+    b = run_failure_alert("build_from_landing", "fedcba9876543210", "2026-10-01",
+                          [("observatoire_dbt", "dbt build failed")], "",
+                          ["marts/fct_monthly_rankings:unique_rank"])
+    assert b.event == "data_test_failed"
+    assert "marts/fct_monthly_rankings:unique_rank" in b.text
+    c = run_failure_alert("collect_current_month", "aaaaaaaabbbb", None, [],
+                          "the run's process (pid 42) is gone", [])
+    assert c.text.endswith("failed: the run's process (pid 42) is gone") and c.month is None
+
+
+def test_collection_short_alert_gives_the_outlook():
+    plan = plan_day(500, 2, calls_per_hour=10, run_hours=10, calls_per_account=1)
+    assert not plan.feasible
+    a = collection_short_alert(dt.date(2026, 12, 1), plan)
+    assert a.event == "collection_short" and a.month == "2026-12"
+    assert f"{plan.remaining} left, {plan.window_capacity} reachable in 2 day(s)" in a.text
+
+
+def test_the_watch_alerts_once_when_the_month_is_not_published(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("INSTAGRAM_ACCESS_TOKEN", raising=False)
+    for name in ("WEBHOOK_URL", "SMTP_HOST"):
+        monkeypatch.delenv(f"OBSERVATOIRE_ALERT_{name}", raising=False)
+    now = dt.datetime(2026, 12, 2, 11, 5, tzinfo=UTC)
+    with DagsterInstance.ephemeral() as instance:
+        done, cursor = watch_once(instance, now, {})
+        assert done == ["2026-11 not published"]
+        again, _ = watch_once(instance, now + dt.timedelta(minutes=5), cursor)
+        assert again == []
+        early, _ = watch_once(instance, dt.datetime(2026, 12, 2, 10, 0, tzinfo=UTC), {})
+        assert early == []
+    [row] = alerts.recent(tmp_path)
+    assert row["event"] == "not_published" and row["month"] == "2026-11"
+
+
+def test_the_nightly_archive_check_alerts_on_a_problem(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OBSERVATOIRE_BACKUP_DIR", raising=False)
+    folder = tmp_path / "landing" / "instagram" / "2026-10"
+    folder.mkdir(parents=True)
+    (folder / "MANIFEST.tsv").write_text("not a manifest header\n")
+    result = nightly_archive.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert result.success  # a problem found is an alert, not a failed run
+    [row] = alerts.recent(tmp_path)
+    assert row["event"] == "verify_failed"
+    assert "2026-10/MANIFEST.tsv" in row["text"]
+
+
+def test_a_failed_data_test_is_named_with_its_rows():
+    from dagster import MetadataValue
+
+    assert failed_check_label("marts/fct_monthly_rankings", "unique_rank", {
+        "dagster_dbt/failed_row_count": MetadataValue.int(3)}) == (
+        "marts/fct_monthly_rankings:unique_rank (3 rows)")
+    assert failed_check_label("staging/stg_raw__media", "not_null_x", {}) == (
+        "staging/stg_raw__media:not_null_x")
+
+
+def test_the_users_error_not_dagsters_wrapper():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from dagster_project.defs.automation import error_chain
+
+    cause = SerializableErrorInfo("FileNotFoundError: accounts registry not found: /x.csv\n",
+                                  [], "FileNotFoundError")
+    wrapped = SerializableErrorInfo(
+        "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while "
+        "executing op \"raw__instagram\":\n", [], "DagsterExecutionStepExecutionError", cause)
+    assert error_chain(wrapped) == "FileNotFoundError: accounts registry not found: /x.csv"

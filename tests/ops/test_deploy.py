@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
+from dagster_project.alerts import load_alert_settings
 from dagster_project.cli import app
 from dagster_project.collection_plan import PlanSettings, load_plan_settings
 from dagster_project.settings import DEFAULT_GRAPH_URL, load_settings
@@ -84,10 +85,12 @@ def test_the_env_example_names_only_what_the_code_reads():
     names = [n for n, _, _ in env_lines()]
     assert len(names) == len(set(names))
     for name in names:
-        assert f'"{name}"' in code, f"{name} is read nowhere"
-        assert name in docs, f"{name} is not in docs/operations.md"
+        alert_suffix = name.removeprefix("OBSERVATOIRE_ALERT_")
+        assert f'"{name}"' in code or f'get("{alert_suffix}")' in code, f"{name} is read nowhere"
+        assert name in docs or f"_{alert_suffix}" in docs, f"{name} is not in docs/operations.md"
     for name in ("INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_USER_ID", "OBSERVATOIRE_DATA_DIR",
-                 "OBSERVATOIRE_BACKUP_DIR", "DAGSTER_HOME"):
+                 "OBSERVATOIRE_BACKUP_DIR", "OBSERVATOIRE_ALERT_WEBHOOK_URL",
+                 "OBSERVATOIRE_ALERT_SMTP_HOST", "INSTAGRAM_APP_ID", "INSTAGRAM_APP_SECRET"):
         assert name in names
 
 
@@ -97,12 +100,16 @@ def test_the_env_example_gives_the_code_defaults_and_no_secret():
     # what is set loads cleanly (the placeholders are well-formed)
     settings = load_settings(set_only)
     assert str(settings.data_dir) == "/var/lib/observatoire/data"
-    assert str(settings.dagster_home) == "/var/lib/observatoire/data/dagster"
+    assert load_alert_settings(set_only).channels == ("webhook",)
     # the commented values are the defaults the code applies when they are unset
     plan_keys = [n for n in values if n.startswith(("OBSERVATOIRE_COLLECTION_",
                                                     "OBSERVATOIRE_GRAPH_"))]
     assert load_plan_settings({n: values[n] for n in plan_keys}) == PlanSettings()
     assert values["INSTAGRAM_GRAPH_URL"] == DEFAULT_GRAPH_URL
-    # no real secret: the token is a placeholder
-    assert "replace" in values["INSTAGRAM_ACCESS_TOKEN"]
+    smtp = {n: v for n, v in values.items() if n.startswith("OBSERVATOIRE_ALERT_SMTP_")}
+    assert load_alert_settings(smtp).smtp_port == 587
+    # no real secret: tokens and passwords are placeholders
+    for name in ("INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_APP_SECRET",
+                 "OBSERVATOIRE_ALERT_SMTP_PASSWORD", "OBSERVATOIRE_ALERT_WEBHOOK_URL"):
+        assert "replace" in values[name], name
     assert not re.search(r"EAA[A-Za-z0-9]{20,}", ENV_EXAMPLE.read_text(encoding="utf-8"))

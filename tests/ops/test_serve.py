@@ -1,9 +1,12 @@
 """`observatoire serve` runs the observatory by itself (real processes, loopback only).
 
-One data folder, three lives of serve:
+A webhook receiver and the Graph API stand-in (its token expiring in 5 days) on 127.0.0.1;
+one data folder, three lives of serve:
 1. fresh: it answers, every schedule and sensor is RUNNING under one daemon, `status` sees the
-   daemon alive; a landing file dropped into a month makes the daemon's sensor launch the
-   build that ranks that month;
+   daemon alive and the token; the token's coming expiry is alerted once; a landing file
+   dropped into a month makes the daemon's sensor launch the build that ranks that month; a
+   run made to fail is alerted once (run, step, error); with the receiver down, the alert
+   of a failed run arrives once it is back up;
 2. a crash: the daemon, its code server and the worker of a run in flight are SIGKILLed;
    serve notices, stops the webserver and exits non-zero, nothing left behind;
 3. restarted: the run the crash left STARTED is marked failed, a new run goes through; SIGTERM
@@ -16,7 +19,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -25,7 +30,9 @@ import requests
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ui"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "graph_api"))
 from dagster_ui_server import free_port
+from fake_graph_api import FakeGraphAPI
 from pipeline_support import BIN, ROOT, project_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.ui, pytest.mark.timeout(900)]
@@ -36,6 +43,50 @@ FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 ACCOUNTS = {"gers_departement": ("departement:32", 5400),
             "lot_departement": ("departement:46", 3100),
             "tarn_departement": ("departement:81", 8800)}
+
+
+TOKEN = "EAAGserve-T0KEN-s3cret-0123456789"
+
+
+class Receiver:
+    """A chat incoming-webhook stand-in on 127.0.0.1 that keeps every JSON POST; it can be
+    stopped and started again on the same port."""
+
+    def __init__(self):
+        self.posts: list[dict] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks/observatoire"
+        self.server = None
+        self.start()
+
+    def start(self):
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def wait_for(self, pred, timeout: float) -> dict:
+        return wait_until(lambda: next((p for p in list(self.posts) if pred(p)), None),
+                          timeout, f"no such webhook POST; got {self.posts}")
+
+    def count(self, pred) -> int:
+        return sum(1 for p in list(self.posts) if pred(p))
 
 
 def snapshot(handle: str, followers: int) -> str:
@@ -172,11 +223,22 @@ def served(tmp_path):
     registry = tmp_path / "accounts.csv"
     registry.write_text("handle,territory_id,source_url,checked_on\n" + "".join(
         f"{h},{t},,\n" for h, (t, _f) in ACCOUNTS.items()))
+    receiver = Receiver()
+    api = FakeGraphAPI(token=TOKEN)
+    api.token_expires_at = int(time.time()) + 5 * 86400
+    api.start()
     env = project_env(data, OBSERVATOIRE_ACCOUNTS=str(registry),
                       OBSERVATOIRE_LANDING_SENSOR_INTERVAL_S="3",
-                      OBSERVATOIRE_SWEEP_INTERVAL_S="5")
+                      OBSERVATOIRE_SWEEP_INTERVAL_S="5",
+                      OBSERVATOIRE_WATCH_INTERVAL_S="3",
+                      OBSERVATOIRE_ALERT_SENSOR_INTERVAL_S="3",
+                      OBSERVATOIRE_ALERT_WEBHOOK_URL=receiver.url,
+                      INSTAGRAM_ACCESS_TOKEN=TOKEN, INSTAGRAM_GRAPH_URL=api.url,
+                      INSTAGRAM_USER_ID=api.user_id)
     marker = f"DAGSTER_HOME={data / 'dagster'}"
-    yield data, env, marker
+    yield data, env, marker, receiver
+    receiver.stop()
+    api.stop()
     for pid in processes_with(marker):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -185,7 +247,7 @@ def served(tmp_path):
 
 
 def test_serve_runs_the_observatory_by_itself(served):
-    data, env, marker = served
+    data, env, marker, receiver = served
     config = {"resources": {"observatoire": {"config": {"data_dir": str(data),
                                                         "source": "landing"}}}}
 
@@ -215,7 +277,8 @@ def test_serve_runs_the_observatory_by_itself(served):
         "graph_api_collection": "RUNNING", "monthly_publication": "RUNNING",
         "nightly_archive_schedule": "RUNNING"}
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
-        "landing_files_sensor": "RUNNING"}
+        "landing_files_sensor": "RUNNING", "observatoire_watch": "RUNNING",
+        "run_failure_alerts": "RUNNING"}
     cmds = [cmdline(p) for p in processes_with(marker)]
     assert sum(b"dagster-daemon\0run" in c for c in cmds) == 1
     assert sum(b"dagster-webserver" in c for c in cmds) == 1
@@ -223,6 +286,9 @@ def test_serve_runs_the_observatory_by_itself(served):
                             capture_output=True, text=True, timeout=120, check=False)
     assert status.returncode == 0, status.stderr
     assert "daemon alive" in status.stdout and "next monthly_publication" in status.stdout
+    assert "valid (USER)" in status.stdout and "(4 day(s) left)" in status.stdout
+    # the watch checks the token when serve starts: its expiry in 5 days is alerted
+    token_post = receiver.wait_for(lambda p: p["event"] == "token_expiring", 90)
 
     # the landing sensor's first tick took the (empty) archive for built; then a file lands
     wait_until(lambda: serve.sensor_ticks("landing_files_sensor"), 60, "no sensor tick")
@@ -237,6 +303,28 @@ def test_serve_runs_the_observatory_by_itself(served):
     assert built["status"] == "SUCCESS", serve.tail()
     assert {"key": "dagster/partition", "value": f"{MONTH}-01"} in built["tags"]
     assert ranked(data) == 3
+
+    # a run made to fail (its registry does not exist): one POST naming run, step, error
+    failing_config = {"resources": {"observatoire": {"config": {
+        "data_dir": str(data), "source": "landing",
+        "accounts_file": str(data / "no-such-registry.csv")}}}}
+    failing = serve.launch("build_from_landing", MONTH, failing_config)
+    failed_at = time.monotonic()
+    post = receiver.wait_for(lambda p: p.get("run_id") == failing, 120)
+    alert_s = time.monotonic() - failed_at
+    assert post["event"] == "run_failed" and post["month"] == MONTH
+    assert f"run {failing[:8]}" in post["text"] and "failed at step" in post["text"]
+    assert "no-such-registry.csv" in post["text"] + post["detail"]
+
+    # the receiver is down when a run fails: the alert arrives once it is back up
+    receiver.stop()
+    unseen = serve.launch("build_from_landing", MONTH, failing_config)
+    serve.wait_run(lambda r: r["runId"] == unseen and r["status"] in FINISHED, 120)
+    time.sleep(8)                                    # the alert sensor tried, in vain
+    receiver.start()
+    back_up = time.monotonic()
+    receiver.wait_for(lambda p: p.get("run_id") == unseen, 60)
+    retry_s = time.monotonic() - back_up
 
     # 2. a crash on the daemon's side: the daemon's process group (the daemon, its code
     # server and the run worker they started) is SIGKILLed, as by the OOM killer or a reboot
@@ -256,7 +344,9 @@ def test_serve_runs_the_observatory_by_itself(served):
     again.start()
     left = again.wait_run(lambda r: r["runId"] == doomed and r["status"] in FINISHED, 60)
     assert left["status"] == "FAILURE"
-    assert f"pid {pid}" in again.tail(200)
+    assert f"(pid {pid}): marked failed" in " ".join(again.tail(200).split())
+    crash_post = receiver.wait_for(lambda p: p.get("run_id") == doomed, 120)
+    assert crash_post["event"] == "run_failed" and f"pid {pid}" in crash_post["text"]
     after = again.launch("build_from_landing", MONTH, config)
     assert again.wait_run(lambda r: r["runId"] == after
                           and r["status"] in FINISHED)["status"] == "SUCCESS", again.tail()
@@ -274,6 +364,17 @@ def test_serve_runs_the_observatory_by_itself(served):
 
     with DagsterInstance.from_config(str(data / "dagster")) as instance:
         assert instance.get_run_by_id(inflight).status.value == "CANCELED", again.tail()
+
+    # each event once, across restarts; no cancelled run alerted; no token anywhere
+    for run_id in (failing, unseen, doomed):
+        assert receiver.count(lambda p, r=run_id: p.get("run_id") == r) == 1, receiver.posts
+    assert receiver.count(lambda p: p["event"] == "token_expiring") == 1
+    assert receiver.count(lambda p: p.get("run_id") == inflight) == 0
+    logs = serve.log.read_text() + again.log.read_text()
+    assert TOKEN not in json.dumps(receiver.posts) and TOKEN not in logs
     print(f"\nserve answered after {up_s:.1f} s; landing file to ranked {drop_to_ranked:.1f} s; "
+          f"failed run to alert {alert_s:.1f} s; receiver back up to alert {retry_s:.1f} s; "
           f"crash to all stopped {crash_stop_s:.1f} s; SIGTERM (1 run in flight) to all "
           f"stopped {stop_s:.1f} s")
+    for p in (token_post, post, crash_post):
+        print(f"alert received: {p['text']}")

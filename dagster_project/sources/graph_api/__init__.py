@@ -7,7 +7,8 @@
 - `collect.py`: `collect_month` — concurrency, the run's budgets, progress, the result;
 - `resume.py`: which accounts of the month are already collected (resumption);
 - `writer.py`: the landing writer;
-- `options.py`: `CollectorOptions` and `TokenError`.
+- `options.py`: `CollectorOptions` and `TokenError`;
+- `token.py`: token health (`debug_token`: validity, expiry, scopes) for `status` and alerts.
 """
 from .client import (
     SOURCE,
@@ -26,10 +27,12 @@ from .resume import (
     read_month_statuses,
     read_ok_handles,
 )
+from .token import TokenHealth, check_token, token_problem, token_rows
 
 __all__ = [
     "COLLECTED_STATUSES", "SOURCE", "CollectionResult", "CollectorOptions", "GraphClient",
-    "TokenError", "build_fields", "check_credentials", "classify_error", "collect_month", "name_some",
-    "open_client", "parse_usage", "read_collected_handles", "read_month_statuses",
-    "read_ok_handles",
+    "TokenError", "TokenHealth", "build_fields", "check_credentials", "check_token",
+    "classify_error", "collect_month", "name_some", "open_client", "parse_usage",
+    "read_collected_handles", "read_month_statuses", "read_ok_handles", "token_problem",
+    "token_rows",
 ]
