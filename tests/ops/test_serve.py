@@ -32,7 +32,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ui"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "graph_api"))
-from dagster_ui_server import free_port
+from dagster_ui_server import free_port, processes_with
 from fake_graph_api import FakeGraphAPI
 from pipeline_support import BIN, ROOT, project_env
 
@@ -98,21 +98,6 @@ def snapshot(handle: str, followers: int) -> str:
                        "business_discovery": {"id": handle, "username": handle, "name": handle,
                                               "followers_count": followers, "follows_count": 5,
                                               "media_count": 3, "media": {"data": media}}})
-
-
-def processes_with(marker: str) -> list[int]:
-    """Live processes whose environment holds `marker` (our DAGSTER_HOME)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                env = (entry / "environ").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if marker.encode() in env.split(b"\0") and state != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 def cmdline(pid: int) -> bytes:
