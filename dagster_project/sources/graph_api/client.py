@@ -93,6 +93,26 @@ _BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-~+/=]+", re.IGNORECASE)
 MAX_MESSAGE_CHARS = 500
 
 
+def redactor(*secrets: str | None) -> Callable[[Any], str]:
+    """A function that writes `text` with every form of the secrets (raw, URL-quoted),
+    access_token parameters and Bearer values replaced by ***, capped to
+    MAX_MESSAGE_CHARS: what any message that may have seen a token goes through."""
+    forms = sorted({f for s in secrets if s for f in (s, urllib.parse.quote(s, safe=""),
+                                                      urllib.parse.quote_plus(s))},
+                   key=len, reverse=True)
+
+    def redact(text: Any) -> str:
+        out = str(text)
+        for form in forms:
+            out = out.replace(form, "***")
+        out = _ACCESS_TOKEN_PARAM_RE.sub(r"\1***", out)
+        out = _BEARER_RE.sub(r"\1***", out)
+        if len(out) > MAX_MESSAGE_CHARS:
+            out = out[:MAX_MESSAGE_CHARS] + "…"
+        return out
+    return redact
+
+
 def build_fields(handle: str, after: str | None = None, limit: int = 50) -> str:
     """The `fields` parameter for one page of one account (handle must be valid)."""
     if not is_valid_handle(handle):
@@ -204,10 +224,7 @@ class GraphClient:
                  now: Callable[[], dt.datetime], stop: threading.Event,
                  on_pause: Callable[[dict], None] | None = None):
         self._token = settings.access_token or ""
-        self._secrets = sorted({s for s in (self._token,
-                                            urllib.parse.quote(self._token, safe=""),
-                                            urllib.parse.quote_plus(self._token)) if s},
-                               key=len, reverse=True)
+        self.redact = redactor(self._token)
         self._url = f"{settings.graph_url.rstrip('/')}/{settings.instagram_user_id}"
         self._opts = opts
         self._now = now
@@ -248,16 +265,6 @@ class GraphClient:
         self._stop.set()
 
     # -- secrets
-    def redact(self, text: Any) -> str:
-        out = str(text)
-        for secret in self._secrets:
-            out = out.replace(secret, "***")
-        out = _ACCESS_TOKEN_PARAM_RE.sub(r"\1***", out)
-        out = _BEARER_RE.sub(r"\1***", out)
-        if len(out) > MAX_MESSAGE_CHARS:
-            out = out[:MAX_MESSAGE_CHARS] + "…"
-        return out
-
     # -- waiting
     def _sleep(self, seconds: float) -> None:
         if self._stop.is_set():

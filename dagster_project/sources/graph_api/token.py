@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import urllib.parse
 from dataclasses import dataclass
 
 import requests
 
 from ...settings import Settings
-from .client import _ACCESS_TOKEN_PARAM_RE, _BEARER_RE, MAX_MESSAGE_CHARS
+from .client import redactor
 
 # business_discovery needs these on a Facebook user token (ads_* only through Business Manager).
 REQUIRED_SCOPES = ("instagram_basic", "instagram_manage_insights", "pages_read_engagement")
@@ -74,20 +73,6 @@ def app_token_from_env(environ: dict | None = None) -> str | None:
     return None
 
 
-def _redactor(*secrets: str | None):
-    forms = sorted({f for s in secrets if s for f in (s, urllib.parse.quote(s, safe=""),
-                                                      urllib.parse.quote_plus(s))},
-                   key=len, reverse=True)
-
-    def redact(text) -> str:
-        out = str(text)
-        for f in forms:
-            out = out.replace(f, "***")
-        out = _BEARER_RE.sub(r"\1***", _ACCESS_TOKEN_PARAM_RE.sub(r"\1***", out))
-        return out[:MAX_MESSAGE_CHARS]
-    return redact
-
-
 def check_token(settings: Settings, *, app_token: str | None = None,
                 timeout_s: float = 15.0) -> TokenHealth:
     """Inspect `settings.access_token` with `debug_token` (one HTTP call, no retry)."""
@@ -96,7 +81,7 @@ def check_token(settings: Settings, *, app_token: str | None = None,
         return TokenHealth("missing", "INSTAGRAM_ACCESS_TOKEN is not set")
     app_token = app_token or app_token_from_env()
     checked_with = "app token" if app_token else "the token itself"
-    redact = _redactor(token, app_token)
+    redact = redactor(token, app_token)
     try:
         resp = requests.get(f"{settings.graph_url.rstrip('/')}/debug_token",
                             params={"input_token": token, "fields": "app_id,type,application,"
