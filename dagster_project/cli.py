@@ -281,9 +281,15 @@ def export(
     dialect: Annotated[str, typer.Option(help="excel-fr (default) | rfc4180")] = "excel-fr",
     data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
     report: Annotated[bool, typer.Option(help="Also render charts and rapport.html.")] = True,
+    departement: Annotated[str | None, typer.Option(
+        help="Write only this département's file (INSEE code: 32, 2A, 971).")] = None,
+    region: Annotated[str | None, typer.Option(
+        help="Write only this région's file (INSEE code: 76).")] = None,
 ) -> None:
-    """Write the month's CSV files (Top N per category, alertes.csv, LISEZMOI.txt) and report."""
+    """Write the month's CSV files (Top N per category, one per département and région,
+    alertes.csv, LISEZMOI.txt) and report; or one area's file."""
     from .exports import export_month
+    from .exports.csv_export import export_area
     from .exports.report import render_report
     from .settings import load_settings
 
@@ -291,19 +297,30 @@ def export(
         mo = m.parse_month(month)
     except ValueError as exc:
         _fail(str(exc))
+    if departement is not None and region is not None:
+        _fail("give --departement or --region, not both")
     configure(data_dir)
     s = load_settings()
     source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
     if not source.exists():
         _fail(f"no warehouse in {s.data_dir}: run `observatoire run` first")
     try:
-        files = export_month(source, mo, s.exports_dir, dialect=dialect)
-        if report:
-            files.append(render_report(source, mo, s.exports_dir))
+        if departement is not None or region is not None:
+            kind, code = ("departement", departement) if departement is not None else ("region", region)
+            files = [export_area(source, mo, s.exports_dir, kind, code.strip().upper(),
+                                 dialect=dialect)]
+        else:
+            files = export_month(source, mo, s.exports_dir, dialect=dialect)
+            if report:
+                files.append(render_report(source, mo, s.exports_dir))
     except ValueError as exc:
         _fail(str(exc))
+    areas = [f for f in files if f.parent.name in ("departements", "regions")]
     for f in files:
-        console.print(f"  {f}")
+        if f not in areas or len(areas) == 1:
+            console.print(f"  {f}")
+    for folder in sorted({f.parent for f in areas} if len(areas) > 1 else set()):
+        console.print(f"  {folder}/ ({sum(f.parent == folder for f in areas)} files)")
 
 
 @app.command()

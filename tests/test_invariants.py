@@ -42,7 +42,9 @@ def test_demo_rows_flagged_in_every_mart_and_export(demo_run):
         assert q(demo_run, f"select count(*) filter (where not is_demo), count(*) "
                            f"from marts.{table}")[0][0] == 0, table
     folder = demo_run / "exports" / "2021-08"
-    for path in folder.glob("*.csv"):
+    paths = sorted(folder.rglob("*.csv"))          # départements/ and régions/ too
+    assert len(paths) > 100
+    for path in paths:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             rows = list(csv.DictReader(fh, delimiter=";"))
         assert rows and {r["données"] for r in rows} == {"démo"}, path.name

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import io
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ import duckdb
 
 from ..landing import fsync_dir as _fsync_dir
 from ..months import month_key
+from .areas import KINDS, Area, group_by_area
 from .formatting import (
     evolution,
     first_of_month,
@@ -83,9 +85,14 @@ def get_dialect(name: str) -> ExportDialect:
 
 # ---------------------------------------------------------------- headers
 
-RANKING_HEADERS = ["rang", "évolution", "territoire", "code", "compte", "abonnés",
-                   "croissance abonnés", "taux d'engagement (%)", "publications/jour",
-                   "portée (%)", "score", "données"]
+KPI_HEADERS = ["abonnés", "croissance abonnés", "taux d'engagement (%)", "publications/jour",
+               "portée (%)", "score", "données"]
+RANKING_HEADERS = ["rang", "évolution", "territoire", "code", "département", "région",
+                   "compte", *KPI_HEADERS]
+# departements/<code>.csv and regions/<code>.csv: every ranked territory of the area
+AREA_HEADERS = ["catégorie", "rang national", "Top N national", "rang local",
+                "évolution (rang local)", "territoire", "code", "département", "compte",
+                *KPI_HEADERS]
 ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détail",
                  "dernier mois classé", "dernier rang", "données"]
 
@@ -101,7 +108,34 @@ def ranking_record(row: dict[str, Any], decimal: str) -> list[str]:
         neutralise(evolution(row.get("rank_change"), row.get("is_new_entry"))),
         neutralise(row.get("territory_name")),
         neutralise(row.get("code")),
+        neutralise(row.get("departement_name")),
+        neutralise(row.get("region_name")),
         neutralise(row.get("handle")),
+        *kpi_record(row, decimal),
+    ]
+
+
+def area_record(row: dict[str, Any], area: Area, decimal: str) -> list[str]:
+    """One ranked territory of a département or région file: national and local rank."""
+    local = area.local_rank(row)
+    return [
+        neutralise(row.get("category_label") or row.get("category")),
+        fmt_int(row["rank"]),
+        "oui" if row.get("in_top_n") else "non",
+        fmt_int(local),
+        "" if local is None else neutralise(evolution(area.local_change(row),
+                                                      area.local_change(row) is None)),
+        neutralise(row.get("territory_name")),
+        neutralise(row.get("code")),
+        neutralise(row.get("departement_name")),
+        neutralise(row.get("handle")),
+        *kpi_record(row, decimal),
+    ]
+
+
+def kpi_record(row: dict[str, Any], decimal: str) -> list[str]:
+    """Followers … score and the data label: the cells every ranked row ends with."""
+    return [
         fmt_int(row.get("followers")),
         fmt_int(row.get("followers_growth")),
         HIDDEN if row.get("engagement_hidden")
@@ -128,13 +162,36 @@ def alert_record(row: dict[str, Any]) -> list[str]:
     ]
 
 
+def _csv_bytes(dialect: ExportDialect, header: list[str], records: list[list[str]]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=dialect.delimiter, quotechar='"',
+                        quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(records)
+    return out.getvalue().encode(dialect.encoding)
+
+
 def _write_csv(path: Path, dialect: ExportDialect, header: list[str],
                records: list[list[str]]) -> None:
-    with open(path, "w", encoding=dialect.encoding, newline="") as fh:
-        writer = csv.writer(fh, delimiter=dialect.delimiter, quotechar='"',
-                            quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        writer.writerow(header)
-        writer.writerows(records)
+    _write_file(path, _csv_bytes(dialect, header, records))
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_bytes_atomically(out: Path, data: bytes) -> None:
+    """Replace one file atomically (temp file beside it, then rename), readable by all."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- atomic folder swap
@@ -197,7 +254,9 @@ def _replace_dir_locked(final: Path, build: Callable[[Path], None]) -> None:
 
 def _fsync_tree(folder: Path) -> None:
     for p in folder.iterdir():
-        if p.is_file():
+        if p.is_dir():
+            _fsync_tree(p)
+        elif p.is_file():
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
     _fsync_dir(folder)
@@ -216,7 +275,7 @@ def export_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date, ex
     """
     spec = get_dialect(dialect)
     month = first_of_month(month)
-    data = read_month(warehouse, month)
+    data = read_month(warehouse, month, all_ranks=True)
     if not data.rows and not data.alerts and not data.ranked_counts:
         where = "the warehouse" if isinstance(warehouse, duckdb.DuckDBPyConnection) else warehouse
         raise ValueError(f"no rankings or alerts for {month_key(month)} in {where}: "
@@ -241,6 +300,13 @@ def export_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date, ex
                    [alert_record(a) for a in data.alerts])
         files.append(("alertes.csv", f"comptes non classés ce mois-ci ({len(data.alerts)})"))
         names.append("alertes.csv")
+        for kind, (folder, *_rest) in KINDS.items():
+            areas = group_by_area(data.ranked or [], kind)
+            (tmp / folder).mkdir(mode=DIR_MODE)
+            for area in areas:
+                _write_file(tmp / area.file_name, _area_csv(spec, area))
+                names.append(area.file_name)
+            files.append((f"{folder}/<code>.csv", AREA_FILES[kind].format(n=len(areas))))
         text = readme_text(data, spec, exported_at, files)
         with open(tmp / "LISEZMOI.txt", "w", encoding=spec.encoding, newline="") as fh:
             fh.write(text)
@@ -250,6 +316,44 @@ def export_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date, ex
     return [final / n for n in names]
 
 
-__all__ = ["DIALECTS", "ExportDialect", "alert_record", "evolution", "export_month",
+AREA_FILES = {
+    "departement": ("un fichier par département ({n}, code INSEE : 32, 2A, 971…) : tous les "
+                    "territoires classés du département ce mois-ci, toutes catégories, avec "
+                    "leur rang national et leur rang dans le département"),
+    "region": ("un fichier par région ({n}, code INSEE : 76…) : tous les territoires classés "
+               "de la région, toutes catégories, avec leur rang national et leur rang dans "
+               "la région"),
+}
+
+
+def _area_csv(spec: ExportDialect, area: Area) -> bytes:
+    return _csv_bytes(spec, AREA_HEADERS, [area_record(r, area, spec.decimal) for r in area.rows])
+
+
+def export_area(warehouse: Path, month: dt.date, exports_dir: Path, kind: str, code: str,
+                dialect: str = "excel-fr") -> Path:
+    """Write one area's file, `<exports_dir>/<YYYY-MM>/departements/<code>.csv` (or
+    `regions/`), replacing it atomically; the rest of the month's folder is left as it is.
+    Raises ValueError for an unknown kind, dialect, or an area without ranked territory."""
+    spec = get_dialect(dialect)
+    if kind not in KINDS:
+        raise ValueError(f"unknown area kind {kind!r}: departement or region")
+    month = first_of_month(month)
+    data = read_month(warehouse, month, all_ranks=True)
+    found = {a.code: a for a in group_by_area(data.ranked or [], kind)}
+    area = found.get(code)
+    if area is None:
+        word = "département" if kind == "departement" else "région"
+        raise ValueError(f"no ranked territory in {word} {code!r} for {month_key(month)} "
+                         f"(INSEE codes with ranked territories: {', '.join(sorted(found)) or 'none'})")
+    path = Path(exports_dir) / month_key(month) / area.file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, _area_csv(spec, area))
+    _fsync_dir(path.parent)
+    return path
+
+
+__all__ = ["DIALECTS", "ExportDialect", "alert_record", "area_record", "evolution",
+           "export_area", "export_month",
            "first_of_month", "get_dialect", "months_with_data", "neutralise", "ranking_record",
            "read_month", "readme_text", "replace_dir_atomically"]

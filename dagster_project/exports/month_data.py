@@ -97,6 +97,7 @@ class MonthData:
     sources: list[str]
     vintage: int | None = None            # reference vintage the month was ranked with
     package_version: str | None = None
+    ranked: list[dict[str, Any]] | None = None   # every ranked row (read_month(all_ranks=True))
 
     @property
     def reference_data(self) -> str:
@@ -125,16 +126,20 @@ class MonthData:
         return len(self.rows) + len(self.alerts)
 
 
-def read_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date) -> MonthData:
+def read_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date,
+               all_ranks: bool = False) -> MonthData:
     """A month's export data, from a warehouse file (one short connection) or through an
-    open connection (a backfill exports every month through one)."""
+    open connection (a backfill exports every month through one); `all_ranks` also reads
+    every ranked row (the département and région files), not only the Top N."""
     month = first_of_month(month)
     if not isinstance(warehouse, duckdb.DuckDBPyConnection):
         with connect(warehouse) as con:
-            return read_month(con, month)
+            return read_month(con, month, all_ranks)
     con = warehouse
     categories = read_categories(con)
-    rows = read_rankings(con, month, top_only=True)
+    ranked = read_rankings(con, month, top_only=False) if all_ranks else None
+    rows = ([r for r in ranked if r["in_top_n"]] if ranked is not None
+            else read_rankings(con, month, top_only=True))
     counts = dict(con.execute("""select category, count(*) from marts.fct_monthly_rankings
                                  where month = ? group by category""", [month]).fetchall())
     alerts = read_alerts(con, month)
@@ -157,7 +162,7 @@ def read_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date) -> M
                      ranked_counts={k: int(v) for k, v in counts.items()}, alerts=alerts,
                      snapshot_min=utc(snap_min), snapshot_max=utc(snap_max),
                      provisional=bool(provisional), sources=sources or [], vintage=vintage,
-                     package_version=version)
+                     package_version=version, ranked=ranked)
 
 
 def months_with_data(warehouse: Path, months: list[dt.date]) -> list[dt.date]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import jinja2
 
 from ..months import month_key
 from .charts import render_top10_png
-from .csv_export import FILE_MODE
+from .csv_export import write_bytes_atomically
 from .formatting import STABLE, evolution, first_of_month, fmt_decimal, month_label_fr
 from .month_data import MonthData, connect, read_month, read_rankings
 from .texts import (
@@ -117,18 +115,6 @@ def build_context(warehouse: Path, month: dt.date) -> dict[str, Any]:
     }
 
 
-def _write_atomic(out: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_report(warehouse: Path, month: dt.date, exports_dir: Path) -> Path:
     """Write `<exports_dir>/<YYYY-MM>/rapport.html` and the Top 10 charts
     `top10_<category>.png` beside it (each atomically); return the report's path."""
@@ -137,15 +123,7 @@ def render_report(warehouse: Path, month: dt.date, exports_dir: Path) -> Path:
     out_dir = Path(exports_dir) / context["month_key"]
     out_dir.mkdir(parents=True, exist_ok=True)
     for section in context["sections"]:
-        _write_atomic(out_dir / f"top10_{section['key']}.png", section["png"])
+        write_bytes_atomically(out_dir / f"top10_{section['key']}.png", section["png"])
     out = out_dir / "rapport.html"
-    fd, tmp = tempfile.mkstemp(prefix=".rapport.", suffix=".tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(html)
-        os.chmod(tmp, FILE_MODE)            # mkstemp creates 0600; the report is for sharing
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(out, html.encode("utf-8"))
     return out

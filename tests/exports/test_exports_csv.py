@@ -16,13 +16,13 @@ from dagster_project.exports.formatting import evolution, neutralise
 
 CATEGORIES = ["region", "departement", "metropole", "communaute_agglomeration",
               "communaute_communes", "grande_ville", "ville_moyenne", "petite_ville"]
-HEADERS = ["rang", "évolution", "territoire", "code", "compte", "abonnés",
+HEADERS = ["rang", "évolution", "territoire", "code", "département", "région", "compte", "abonnés",
            "croissance abonnés", "taux d'engagement (%)", "publications/jour", "portée (%)",
            "score", "données"]
 ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détail",
                  "dernier mois classé", "dernier rang", "données"]
 DIALECTS = {"excel-fr": (";", ",", True), "rfc4180": (",", ".", False)}
-TEXT_COLUMNS = ["évolution", "territoire", "code", "compte", "données"]
+TEXT_COLUMNS = ["évolution", "territoire", "code", "département", "région", "compte", "données"]
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -55,12 +55,20 @@ def exported(request, warehouse, july, tmp_path_factory):
 
 # ---------------------------------------------------------------- structure
 
-def test_files_written(exported):
+def test_files_written(exported, warehouse, july):
     _dialect, folder, paths = exported
-    names = [p.name for p in paths]
+    names = [p.name for p in paths if p.parent == folder]
     assert names == [f"{c}.csv" for c in CATEGORIES] + ["alertes.csv", "LISEZMOI.txt"]
-    assert all(p.parent == folder and p.is_file() for p in paths)
-    assert sorted(x.name for x in folder.iterdir()) == sorted(names)
+    areas = {(p.parent.name, p.stem) for p in paths if p.parent != folder}
+    expected = {("departements", c) for (c,) in db_rows(warehouse, july, """select distinct
+                code_departement from marts.fct_monthly_rankings where month = ?
+                and code_departement is not null""")}
+    expected |= {("regions", c) for (c,) in db_rows(warehouse, july, """select distinct
+                 code_region from marts.fct_monthly_rankings where month = ?
+                 and code_region is not null""")}
+    assert areas == expected and len(paths) == len(names) + len(areas)
+    assert all(p.is_file() and p.parent.parent in (folder, folder.parent) for p in paths)
+    assert sorted(x.name for x in folder.iterdir()) == sorted(names + ["departements", "regions"])
     assert not [x for x in folder.parent.iterdir() if x.name != "2021-07"], "temp dir left"
 
 
@@ -264,7 +272,9 @@ def test_lisezmoi_real_and_provisional(real_provisional_warehouse, july, tmp_pat
 # ---------------------------------------------------------------- atomic re-export
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file of a month's folder (its départements/ and régions/ too), by path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_reexport_replaces_the_month(warehouse, july, tmp_path):
@@ -340,7 +350,7 @@ def test_export_reads_a_warehouse_held_by_a_reader(warehouse, july, tmp_path):
         paths = export_month(warehouse, july, tmp_path)
     finally:
         con.close()
-    assert len(paths) == 10
+    assert len([p for p in paths if p.parent.name == "2021-07"]) == 10
 
 
 def test_concurrent_exports_of_one_month(warehouse, july, tmp_path):
@@ -352,6 +362,68 @@ def test_concurrent_exports_of_one_month(warehouse, july, tmp_path):
         list(pool.map(lambda d: export_month(warehouse, july, tmp_path, dialect=d), dialects))
     assert [p.name for p in tmp_path.iterdir()] == ["2021-07"]
     files = snapshot(tmp_path / "2021-07")
-    assert len(files) == 10
+    assert len([name for name in files if "/" not in name]) == 10
     boms = {name: data.startswith(b"\xef\xbb\xbf") for name, data in files.items()}
     assert len(set(boms.values())) == 1, "files from two different exports were mixed"
+
+
+# ---------------------------------------------------------------- départements and régions
+
+AREA_HEADERS = ["catégorie", "rang national", "Top N national", "rang local",
+                "évolution (rang local)", "territoire", "code", "département", "compte",
+                "abonnés", "croissance abonnés", "taux d'engagement (%)", "publications/jour",
+                "portée (%)", "score", "données"]
+
+
+@pytest.mark.parametrize("kind", ["departement", "region"])
+def test_area_files_hold_the_marts_rows(exported, warehouse, july, kind):
+    """Every file of the month: exactly the area's ranked territories (all categories, in
+    category order then national rank), with the marts' national and local ranks."""
+    dialect, folder, _ = exported
+    files = sorted((folder / f"{kind}s").iterdir())
+    assert files
+    for path in files:
+        _raw, rows, header = read_csv(path, dialect)
+        assert header == AREA_HEADERS
+        expected = db_rows(warehouse, july, f"""
+            select c.label, r.rank, r.in_top_n, r.rank_in_{kind}, r.rank_in_{kind}_change,
+                   r.territory_name, r.handle, r.score, r.is_demo
+            from marts.fct_monthly_rankings r join marts.dim_categories c using (category)
+            where r.month = ? and r.code_{kind} = ? order by c.sort_order, r.rank""", [path.stem])
+        assert len(rows) == len(expected) > 0, path.name
+        for row, (label, rank, top, local, change, name, handle, score, demo) in zip(
+                rows, expected, strict=True):
+            assert (row["catégorie"], int(row["rang national"]), row["Top N national"],
+                    row["territoire"], row["compte"], row["données"]) == (
+                label, rank, "oui" if top else "non", neutralise(name), handle,
+                "démo" if demo else "réelles")
+            assert row["rang local"] == ("" if local is None else str(local))
+            assert row["évolution (rang local)"] == ("" if local is None
+                                                     else evolution(change, change is None))
+            assert float(row["score"].replace(DIALECTS[dialect][1], ".")) == pytest.approx(
+                score, abs=0.005)
+
+
+def test_category_csv_names_the_departement_and_region(exported, warehouse, july):
+    dialect, folder, _ = exported
+    _raw, rows, _h = read_csv(folder / "petite_ville.csv", dialect)
+    expected = db_rows(warehouse, july, """select departement_name, region_name
+        from marts.fct_monthly_rankings where month = ? and category = 'petite_ville'
+        and in_top_n order by rank""")
+    assert [(r["département"], r["région"]) for r in rows] == [
+        (d or "", g or "") for d, g in expected]
+    assert any(r["département"] and r["région"] for r in rows)
+    _raw, regions, _h = read_csv(folder / "region.csv", dialect)
+    assert all(r["département"] == "" and r["région"] == r["territoire"] for r in regions)
+
+
+def test_export_one_area(warehouse, july, tmp_path):
+    path = csv_export.export_area(warehouse, july, tmp_path, "departement", "32")
+    assert path == tmp_path / "2021-07" / "departements" / "32.csv"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["2021-07", "32.csv", "departements"]
+    whole = tmp_path / "whole"
+    export_month(warehouse, july, whole)
+    assert path.read_bytes() == (whole / "2021-07" / "departements" / "32.csv").read_bytes()
+    with pytest.raises(ValueError, match=r"région '99' .*2021-07.*76"):
+        csv_export.export_area(warehouse, july, tmp_path, "region", "99")
+    assert not (tmp_path / "2021-07" / "regions").exists()

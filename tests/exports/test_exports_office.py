@@ -94,7 +94,8 @@ def sheets(request, warehouse, july, tmp_path_factory):
 def test_headers_and_accents_survive(sheets):
     _dialect, books = sheets
     header = [v for _t, v in books["departement.csv"][0]]
-    assert header == ["rang", "évolution", "territoire", "code", "compte", "abonnés",
+    assert header == ["rang", "évolution", "territoire", "code", "département", "région",
+                      "compte", "abonnés",
                       "croissance abonnés", "taux d'engagement (%)", "publications/jour",
                       "portée (%)", "score", "données"]
     names = {row[2][1] for row in books["departement.csv"][1:]}
@@ -111,7 +112,7 @@ def test_numbers_are_numbers(sheets, warehouse, july):
     _dialect, books = sheets
     rows = books["departement.csv"][1:]
     for row in rows:
-        for col in (0, 5, 7, 8, 9, 10):          # rang, abonnés, engagement, ppd, portée, score
+        for col in (0, 7, 9, 10, 11, 12):        # rang, abonnés, engagement, ppd, portée, score
             assert row[col][0] == "n", (col, row[col])
     gers = next(r for r in rows if r[2][1] == "Gers")
     import duckdb
@@ -122,11 +123,12 @@ def test_numbers_are_numbers(sheets, warehouse, july):
                where month = ? and territory_id = 'departement:32'""", [july]).fetchone()
     finally:
         con.close()
-    assert gers[10][1] == pytest.approx(round(score, 2))
-    assert gers[7][1] == pytest.approx(round(er * 100, 2))
-    assert gers[5][1] == fol
+    assert gers[12][1] == pytest.approx(round(score, 2))
+    assert gers[9][1] == pytest.approx(round(er * 100, 2))
+    assert gers[7][1] == fol
+    assert (gers[4][1], gers[5][1]) == ("Gers", "Occitanie")
     paris = next(r for r in rows if r[2][1] == "Paris")
-    assert paris[6] == ("n", -12.0)                  # negative growth stays a number
+    assert paris[8] == ("n", -12.0)                  # negative growth stays a number
 
 
 def test_no_cell_becomes_a_formula(sheets):

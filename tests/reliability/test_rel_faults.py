@@ -126,7 +126,8 @@ def _size(path: Path) -> int:
 # --------------------------------------------------------------------------- disk full (ENOSPC)
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ class _DiskFull:
 
 @pytest.mark.parametrize(("budget", "fails_on"), [
     (10, "region.csv"), (1_500, "departement.csv"), (5_000, "grande_ville.csv"),
-    (9_000, "LISEZMOI.txt")])
+    (12_000, "32.csv"), (25_500, "76.csv"), (30_000, "LISEZMOI.txt")])   # 32: departements/, 76: regions/
 def test_disk_full_mid_file_keeps_the_previous_export(export_warehouse, tmp_path, monkeypatch,
                                                       budget, fails_on):
     july = MONTHS[-1]

@@ -239,8 +239,16 @@ def test_formula_cells_are_neutralised(tmp_path, dialect):
     for row in alerts:
         assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in row), row
     # numbers stay numbers: a negative growth is not turned into text
-    growth = [r[6] for r in rows("departement.csv")[1:]]
+    growth = [r[8] for r in rows("departement.csv")[1:]]
     assert "-12" in growth
+    # the département / région files carry the same names, neutralised the same way
+    area_names = set()
+    for path in [*folder.glob("departements/*.csv"), *folder.glob("regions/*.csv")]:
+        for row in rows(path.relative_to(folder))[1:]:
+            area_names.add(row[5])
+            for cell in (row[0], *row[4:9]):           # catégorie, évolution … compte
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (path.name, row)
+    assert {"'" + f for f in FORMULAS} <= area_names
 
 
 # --------------------------------------------------------------------------- (4) SQL injection
