@@ -3,10 +3,13 @@
     index.html                      latest complete month: Top N of each category, posts, alerts
     classements/<YYYY-MM>/<cat>.html  the full ranking of a month and category (sortable)
     territoires/<kind>-<code>.html  one page per ranked territory: history, KPIs, posts, alerts
+    departements/<code>.html, regions/<code>.html, zones.html  each area's ranked territories
+                                    (latest month, national and local rank), and their list
     mois.html, methode.html, sources.html, telechargements.html
     donnees/rankings.parquet        every row of marts.fct_monthly_rankings
     donnees/<YYYY-MM>/classements.parquet  the month's rows (rankings.parquet is joined from them)
-    donnees/<YYYY-MM>/*.csv         the month's journalist exports (copied)
+    donnees/<YYYY-MM>/*.csv         the month's journalist exports (copied, with its
+                                    departements/ and regions/ folders)
     assets/                         site.css, site.js, recherche.js (search index), mois.js
 
 Every link is relative: the folder works from file:// and from any static host.
@@ -43,6 +46,7 @@ from . import parquet_join
 from .data import (
     SiteData,
     TerritoryHistory,
+    area_page,
     ranked_territories,
     read_month_alerts,
     read_month_rankings,
@@ -56,6 +60,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 METHOD_DOC = HERE.parent.parent / "docs" / "methodologie.md"
 INDEX_POSTS_PER_CATEGORY = 3
+AREA_POSTS = 10
 TERRITORY_POSTS = 24
 PARALLEL_TERRITORIES = 2000   # past this many territory pages, one process per core
 PARALLEL_MONTHS = 12          # … or this many months of ranking pages
@@ -113,6 +118,13 @@ def move_cell(row: dict[str, Any]) -> Markup:
     return Markup(f'<td class="move {move_class(row)}" data-v="{sort_value}">{escape(text)}</td>')
 
 
+def local_move_cell(row: dict[str, Any], kind: str) -> Markup:
+    """The movement of a row's rank in its département or région (new there when it has
+    no change: not ranked in that area the month before)."""
+    change = row.get(f"rank_in_{kind}_change")
+    return move_cell({"rank_change": change, "is_new_entry": change is None})
+
+
 _TOP, _BADGE = ' class="top"', ' <span class="badge">provisoire</span>'
 # likes hidden on every post of the window: no engagement rate (sorted last, like "—")
 _HIDDEN_CELL = (f'<td class="n hidden" data-v="" title="mentions J\'aime masquées par le '
@@ -135,7 +147,8 @@ def ranking_rows(rows: list[dict[str, Any]]) -> Markup:
     """The rows of a full ranking page, one `<tr>` per line (pages of 30 000 rows: plain
     Python formatting, the same bytes the template's loop wrote, at a third of its cost)."""
     return Markup("".join(
-        f'<tr{_TOP if r["in_top_n"] else ""}><td class="n">{r["rank"]}</td>{move_cell(r)}'
+        f'<tr{_TOP if r["in_top_n"] else ""} data-r="{escape(r["code_region"] or "")}" '
+        f'data-d="{escape(r["code_departement"] or "")}"><td class="n">{r["rank"]}</td>{move_cell(r)}'
         f'<td><a href="../../territoires/{escape(slug(r["territory_id"]))}.html">'
         f'{escape(r["territory_name"])}</a></td><td class="handle">@{escape(r["handle"])}</td>'
         f'{_kpi_cells(r, score_decimals=2)}</tr>\n' for r in rows))
@@ -160,7 +173,8 @@ def _env() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(
         num=fr_number, int_fr=fr_int, pct=fr_pct, signed=signed,
-        move_cell=move_cell, ranking_rows=ranking_rows, history_rows=history_rows,
+        move_cell=move_cell, local_move_cell=local_move_cell, ranking_rows=ranking_rows,
+        history_rows=history_rows,
         month_fr=month_label_fr, month_key=month_key, slug=slug,
         date_fr=lambda t: t.strftime("%d/%m/%Y") if t else "—",
         media_type=lambda t: MEDIA_TYPES.get(t or "", (t or "—").lower()),
@@ -261,7 +275,11 @@ def territory_context(h: TerritoryHistory, data: SiteData,
         "followers_chart": Markup(line_chart(h.followers_points, h.followers_lo, h.followers_hi,
                                              f"Abonnés de @{last['handle']}, par mois",
                                              invert=False, years=years)),
-        "posts": posts[:TERRITORY_POSTS], "alerts": alerts}
+        "posts": posts[:TERRITORY_POSTS], "alerts": alerts,
+        "area_links": [(word, name, area_page(kind, code)) for word, kind, code, name in (
+            ("département", "departement", last["code_departement"], last["departement_name"]),
+            ("région", "region", last["code_region"], last["region_name"]))
+            if code and (kind, code) in data.area_codes]}
 
 
 def _posts_by(data: SiteData, *keys: str) -> dict[tuple, list]:
@@ -282,12 +300,72 @@ def render_categories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path,
         prev, nxt = _neighbours(data.months, month)
         rankings = read_month_rankings(con, month)
         for c in data.categories:
+            rows = rankings.get(c["category"], [])
             html = template.render(
                 **base, root="../../", month=month, category=c, categories=data.categories,
-                rows=rankings.get(c["category"], []), prev=prev, next=nxt,
+                rows=rows, prev=prev, next=nxt, filters=area_filters(c["category"], rows),
                 is_provisional=month in data.provisional, names=data.names, labels=labels,
                 posts=posts.get((month, c["category"]), []))
             pages += _write(out / "classements" / month_key(month) / f"{c['category']}.html", html)
+    return pages
+
+
+def area_filters(category: str, rows: list[dict[str, Any]]) -> dict[str, list[tuple]]:
+    """The options of a ranking page's filters: its rows' régions (code, name) and
+    départements (code, name, région), by name; none where they would not narrow anything
+    (a région per région, a département per département)."""
+    regions = {r["code_region"]: r["region_name"] for r in rows if r["code_region"]}
+    deps = {r["code_departement"]: (r["departement_name"], r["code_region"])
+            for r in rows if r["code_departement"]}
+    by_name = functools.partial(sorted, key=lambda o: (o[1] or "", o[0]))
+    return {"regions": by_name(regions.items()) if category != "region" else [],
+            "departements": by_name((c, n, reg) for c, (n, reg) in deps.items())
+            if category not in ("region", "departement") else []}
+
+
+def render_areas(data: SiteData, out: Path, rankings: dict[str, list[dict[str, Any]]],
+                 base: dict[str, Any]) -> int:
+    """A page per département and région (`departements/<code>.html`, `regions/…`): the
+    latest month's ranked territories of the area by category, with their national and
+    local rank, and the area's best posts; and `zones.html`, the list of them all."""
+    env = _env()
+    template = env.get_template("area.html.j2")
+    month = data.latest
+    labels = {c["category"]: c["label"] for c in data.categories}
+    posts = [p for p in data.posts if p["month"] == month]
+    rows = [r for c in data.categories for r in rankings.get(c["category"], [])]
+    names = {(kind, code): name for kind, code, name, _ in data.areas}
+    by_area: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["code_departement"] and r["category"] != "region":
+            by_area[("departement", r["code_departement"])].append(r)
+        if r["code_region"]:
+            by_area[("region", r["code_region"])].append(r)
+    pages = 0
+    for kind, code, name, region in data.areas:
+        mine = by_area[(kind, code)]
+        ids = {r["territory_id"] for r in mine}
+        sections = [(c, [r for r in mine if r["category"] == c["category"]])
+                    for c in data.categories]
+        csv_months = [mo for mo in reversed(data.months)
+                      if (out / "donnees" / month_key(mo) / f"{kind}s" / f"{code}.csv").exists()]
+        pages += _write(out / area_page(kind, code), template.render(
+            csv_months=csv_months,
+            **base, root="../", kind=kind, code=code, name=name, month=month,
+            sections=[(c, rs) for c, rs in sections if rs], labels=labels, names=data.names,
+            counts={c: n for (mo, c), n in data.ranked_counts.items() if mo == month},
+            region=(region, names.get(("region", region))) if kind == "departement" else None,
+            departements=[(c, n) for k, c, n, reg in data.areas
+                          if kind == "region" and k == "departement" and reg == code],
+            posts=sorted((p for p in posts if p["territory_id"] in ids),
+                         key=lambda p: (-(p["engagement"] or 0), p["media_id"]))[:AREA_POSTS]))
+    pages += _write(out / "zones.html", env.get_template("zones.html.j2").render(
+        **base, root="", month=month,
+        regions=[(code, name, [(c, n) for k, c, n, reg in data.areas
+                               if k == "departement" and reg == code])
+                 for kind, code, name, _ in data.areas if kind == "region"],
+        orphans=[(c, n) for k, c, n, reg in data.areas
+                 if k == "departement" and ("region", reg) not in names]))
     return pages
 
 
@@ -363,9 +441,10 @@ def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData
         provisional = None
     index_posts = [p for c in data.categories
                    for p in posts_by_mc.get((latest, c["category"]), [])[:INDEX_POSTS_PER_CATEGORY]]
+    latest_rankings = read_month_rankings(con, latest)
     pages += _write(out / "index.html", env.get_template("index.html.j2").render(
         **base, root="", month=latest, provisional=provisional, categories=data.categories,
-        rankings=read_month_rankings(con, latest),
+        rankings=latest_rankings, areas=data.areas,
         counts={c: n for (mo, c), n in data.ranked_counts.items() if mo == latest},
         posts=index_posts, names=data.names, labels=labels, ranked_ids=data.names,
         alerts=sorted(read_month_alerts(con, latest),
@@ -405,16 +484,12 @@ def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path
         src = Path(exports_dir) / month_key(month)
         if not src.is_dir():
             continue
-        dst = folder / month_key(month)
-        dst.mkdir(exist_ok=True)
-        wanted = [f for f in sorted(src.iterdir()) if f.suffix in (".csv", ".txt")]
-        for f in wanted:
-            tmp = _tmp(dst / f.name)
-            shutil.copyfile(f, tmp)
-            os.replace(tmp, dst / f.name)
-        for old in set(dst.iterdir()) - {dst / f.name for f in wanted} - {dst / MONTH_PARQUET}:
-            if not old.name.startswith("."):
-                old.unlink(missing_ok=True)
+        # the month's files, and its départements/ and régions/ files (one folder each)
+        for sub in ("", *AREA_FOLDERS):
+            if sub and not (src / sub).is_dir():
+                continue
+            _copy_csv_folder(src / sub, folder / month_key(month) / sub,
+                             keep={MONTH_PARQUET, *AREA_FOLDERS} if not sub else set())
     return write_parquet(con, folder, months, all_months)
 
 
@@ -477,6 +552,23 @@ def _encode_months(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt
         list(pool.map(encode, months))
 
 
+AREA_FOLDERS = ("departements", "regions")
+
+
+def _copy_csv_folder(src: Path, dst: Path, keep: set[str]) -> None:
+    """Copy the .csv and .txt files of `src` into `dst` (each replaced whole) and remove the
+    files `dst` has that `src` no longer has, but those named in `keep`."""
+    dst.mkdir(parents=True, exist_ok=True)
+    wanted = [f for f in sorted(src.iterdir()) if f.suffix in (".csv", ".txt")]
+    for f in wanted:
+        tmp = _tmp(dst / f.name)
+        shutil.copyfile(f, tmp)
+        os.replace(tmp, dst / f.name)
+    for old in set(dst.iterdir()) - {dst / f.name for f in wanted}:
+        if not old.name.startswith(".") and old.name not in keep and old.is_file():
+            old.unlink(missing_ok=True)
+
+
 def download_files(out: Path) -> list[tuple[str, list[str]]]:
     folder = out / "donnees"
     return [(d.name, sorted(f.name for f in d.iterdir()
@@ -515,6 +607,10 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
             # after the pages, not meanwhile: sorting every ranking row for the Parquet
             # file beside the page processes took the national run over 2 GiB
             rows, size = write_downloads(con, exports_dir, out, run_months, data.months)
+            # after the downloads: each area page links to the area's file of every month
+            pages += render_areas(data, out, read_month_rankings(con, data.latest), {
+                "is_demo": data.is_demo,
+                "built_at": dt.datetime.now(dt.UTC).strftime("%d/%m/%Y à %H:%M UTC")})
             env = _env()
             pages += _write(out / "telechargements.html", env.get_template(
                 "telechargements.html.j2").render(

@@ -7,6 +7,7 @@ of territories at a time, their charts drawn by DuckDB (Python gets SVG text, no
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,10 +18,11 @@ import duckdb
 from .svg import points_sql
 
 RANKING_COLUMNS = ("month", "category", "rank", "territory_id", "territory_name", "handle",
-                   "score", "engagement_rate", "engagement_hidden", "reach", "posts_per_day",
-                   "followers",
+                   "score", "engagement_rate", "engagement_hidden", "reach", "posts_per_day", "followers",
                    "followers_growth", "follower_ratio", "rank_change", "is_new_entry",
-                   "in_top_n", "is_demo", "is_provisional")
+                   "in_top_n", "is_demo", "is_provisional", "code_departement",
+                   "departement_name", "code_region", "region_name", "rank_in_departement",
+                   "rank_in_region", "rank_in_departement_change", "rank_in_region_change")
 POST_COLUMNS = ("month", "category", "post_rank", "territory_id", "handle", "media_id",
                 "posted_at", "media_type", "media_product_type", "like_count", "comments_count",
                 "view_count", "interactions",
@@ -46,7 +48,13 @@ class SiteData:
     ranked_counts: dict[tuple[dt.date, str], int]
     posts: list[dict[str, Any]]                 # top posts, 10 per month and category
     names: dict[str, str]                       # territory_id → latest name
-    search: list[tuple[str, str, str, str]] = field(default_factory=list)
+    search: list[tuple[str, str, str, str]] = field(default_factory=list)   # name, code, page, label
+    # the départements and régions with a page: those with a territory ranked in `latest`
+    areas: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # kind, code, name, région
+
+    @functools.cached_property
+    def area_codes(self) -> set[tuple[str, str]]:
+        return {(kind, code) for kind, code, _, _ in self.areas}
 
     @property
     def latest(self) -> dt.date | None:
@@ -86,12 +94,36 @@ def read_site_data(con: duckdb.DuckDBPyConnection) -> SiteData:
                             from marts.fct_monthly_rankings group by territory_id
                             order by 2, 1""").fetchall()
     labels = {c["category"]: c["label"] for c in categories}
-    return SiteData(categories=categories, months=[r[0] for r in month_rows],
+    data = SiteData(categories=categories, months=[r[0] for r in month_rows],
                     provisional={r[0] for r in month_rows if r[1]},
                     is_demo=any(r[2] for r in month_rows), ranked_counts=counts, posts=posts,
                     names={tid: name for tid, name, _ in latest},
-                    search=[(name, tid.split(":", 1)[-1], slug(tid), labels.get(cat, cat))
-                            for tid, name, cat in latest])
+                    search=[(name, tid.split(":", 1)[-1], f"territoires/{slug(tid)}.html",
+                             labels.get(cat, cat)) for tid, name, cat in latest])
+    if data.latest is not None:
+        data.areas = [tuple(r) for r in con.execute("""
+            select 'departement', code_departement, any_value(departement_name),
+                   any_value(code_region)
+            from marts.fct_monthly_rankings
+            where month = ? and code_departement is not null and category <> 'region'
+            group by code_departement
+            union all
+            select 'region', code_region, any_value(region_name), code_region
+            from marts.fct_monthly_rankings where month = ? and code_region is not null
+            group by code_region
+            order by 1, 2""", [data.latest, data.latest]).fetchall()]
+        data.search += [(name, code, area_page(kind, code), AREA_LABELS[kind])
+                        for kind, code, name, _ in data.areas]
+    return data
+
+
+AREA_LABELS = {"departement": "Tous les territoires du département",
+               "region": "Tous les territoires de la région"}
+
+
+def area_page(kind: str, code: str) -> str:
+    """('departement', '2A') → 'departements/2A.html' (from the site's root)."""
+    return f"{kind}s/{code}.html"
 
 
 def read_month_rankings(con: duckdb.DuckDBPyConnection,

@@ -126,3 +126,56 @@ def test_search_finds_a_territory_with_or_without_accents(site, facts, browser, 
     assert browser.eval("document.querySelector('h1').textContent") == name
     assert browser.console_errors() == []
     assert all(u.startswith(site.as_uri() + "/") for u in browser.requested_urls())
+
+
+def test_area_pages_and_the_ranking_filter_on_a_phone(site, facts, browser, tmp_path):
+    """The Gers page and the zones page load without error; on a 390 px wide phone, a ranking
+    page filtered by région then by département shows exactly the marts' rows of that area."""
+    month = facts["month"]
+    text = visit(browser, site, "departements/32.html", "departement", tmp_path)
+    assert "Gers" in text and "Rang local" in text and "Occitanie" in text
+    text = visit(browser, site, "zones.html", "zones", tmp_path)
+    assert "Occitanie" in text and "Gers" in text
+    with duckdb.connect(str(site.parent / "published" / "warehouse.duckdb"), read_only=True) as con:
+        def count(where: str) -> int:
+            return con.execute(f"""select count(*) from marts.fct_monthly_rankings
+                where strftime(month, '%Y-%m') = ? and category = 'petite_ville' and {where}""",
+                               [month]).fetchone()[0]
+        total, occitanie, gers = count("true"), count("code_region = '76'"), count("code_departement = '32'")
+    assert total > occitanie > gers > 0
+    visit(browser, site, f"classements/{month}/petite_ville.html", "filtre", tmp_path)
+    browser.call("Emulation.setDeviceMetricsOverride", width=PHONE[0], height=PHONE[1],
+                 deviceScaleFactor=1, mobile=True)
+    shown = ("[...document.querySelectorAll('table.sortable tbody tr')]"
+             ".filter(r => r.offsetParent !== null).length")
+    choose = ("(() => {{ const s = document.querySelector('form.filters select[data-attr={}]');"
+              " s.value = '{}'; s.dispatchEvent(new Event('change')); }})()")
+    assert browser.eval(shown) == total
+    browser.eval(choose.format("r", "76"))
+    assert browser.eval(shown) == occitanie
+    # only Occitanie's départements are offered, then one of them narrows the table
+    offered = browser.eval("[...document.querySelectorAll('select[data-attr=d] option')]"
+                           ".filter(o => !o.hidden && o.value).map(o => o.value)")
+    assert "32" in offered and "75" not in offered
+    browser.eval(choose.format("d", "32"))
+    assert browser.eval(shown) == gers
+    assert browser.eval("document.querySelector('form.filters output').textContent") == \
+        f"{gers} territoire{'s' if gers > 1 else ''} affiché{'s' if gers > 1 else ''}"
+    assert browser.eval("location.hash") == "#r=76&d=32"
+    assert browser.eval("document.documentElement.scrollWidth") <= PHONE[0] + 1
+    browser.screenshot(shots_dir(tmp_path) / "site-filtre-gers-phone.png", *PHONE, mobile=True)
+    browser.eval(choose.format("r", ""))
+    browser.eval(choose.format("d", ""))
+    assert browser.eval(shown) == total
+    assert browser.console_errors() == []
+
+
+def test_search_finds_a_departement_by_name_and_code(site, browser):
+    browser.events.clear()
+    browser.open((site / "index.html").as_uri())
+    target = (site / "departements" / "32.html").resolve().as_uri()
+    for typed in ("gers", "32"):
+        browser.type_into("#q", typed)
+        hrefs = browser.eval("[...document.querySelectorAll('#search-results a')].map(a => a.href)")
+        assert target in hrefs, typed
+    assert browser.console_errors() == []

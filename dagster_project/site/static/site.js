@@ -13,7 +13,7 @@
   var input = document.getElementById("q");
   var list = document.getElementById("search-results");
   var entries = (window.OBS_TERRITOIRES || []).map(function (t) {
-    return { name: t[0], code: t[1], slug: t[2], label: t[3], key: fold(t[0]), ckey: t[1].toLowerCase() };
+    return { name: t[0], code: t[1], page: t[2], label: t[3], key: fold(t[0]), ckey: t[1].toLowerCase() };
   });
   function search(q) {
     q = fold(q);
@@ -37,7 +37,7 @@
     found.slice(0, 20).forEach(function (e) {
       var li = document.createElement("li");
       var a = document.createElement("a");
-      a.href = root + "territoires/" + e.slug + ".html";
+      a.href = root + e.page;
       a.textContent = e.name;
       var small = document.createElement("small");
       small.textContent = " " + e.label + " · " + e.code;
@@ -48,6 +48,39 @@
     input.addEventListener("input", function () { search(input.value); });
     var m = /[#&]q=([^&]*)/.exec(location.hash);
     if (m) { input.value = decodeURIComponent(m[1]); search(input.value); }
+  }
+
+  // ---- région / département filter of the category pages: rows carry data-r / data-d
+  var filters = document.querySelector("form.filters");
+  if (filters) {
+    var byRegion = filters.querySelector("select[data-attr=r]");
+    var byDep = filters.querySelector("select[data-attr=d]");
+    var shown = filters.querySelector("output");
+    var rows = document.querySelectorAll("table.sortable tbody tr");
+    var apply = function () {
+      var r = byRegion ? byRegion.value : "", d = byDep ? byDep.value : "", n = 0;
+      if (byDep) {   // only the départements of the chosen région are offered
+        Array.prototype.forEach.call(byDep.options, function (o) {
+          o.hidden = !!(r && o.value && o.getAttribute("data-r") !== r);
+        });
+        if (d && byDep.selectedOptions[0].hidden) { byDep.value = ""; d = ""; }
+      }
+      Array.prototype.forEach.call(rows, function (tr) {
+        var ok = (!r || tr.getAttribute("data-r") === r) && (!d || tr.getAttribute("data-d") === d);
+        tr.hidden = !ok;
+        if (ok) { n++; }
+      });
+      if (shown) { shown.textContent = n + " territoire" + (n > 1 ? "s" : "") + " affiché" + (n > 1 ? "s" : ""); }
+      var q = (r ? "r=" + r : "") + (d ? (r ? "&" : "") + "d=" + d : "");
+      try { history.replaceState(null, "", q ? "#" + q : location.pathname + location.search); }
+      catch (e) { /* some browsers refuse it on file:// pages: the filter still applies */ }
+    };
+    var h = /[#&]r=([^&]*)/.exec(location.hash), hd = /[#&]d=([^&]*)/.exec(location.hash);
+    if (h && byRegion) { byRegion.value = decodeURIComponent(h[1]); }
+    if (hd && byDep) { byDep.value = decodeURIComponent(hd[1]); }
+    if (byRegion) { byRegion.addEventListener("change", apply); }
+    if (byDep) { byDep.addEventListener("change", apply); }
+    if (h || hd) { apply(); }
   }
 
   // ---- month selector of the category pages
@@ -61,7 +94,8 @@
       select.appendChild(o);
     });
     select.addEventListener("change", function () {
-      location.href = "../" + select.value + "/" + select.getAttribute("data-category") + ".html";
+      location.href = "../" + select.value + "/" + select.getAttribute("data-category") + ".html"
+        + location.hash;   // keeps the région / département filter
     });
   }
 
