@@ -366,6 +366,13 @@ def render_areas(data: SiteData, out: Path, rankings: dict[str, list[dict[str, A
                  for kind, code, name, _ in data.areas if kind == "region"],
         orphans=[(c, n) for k, c, n, reg in data.areas
                  if k == "departement" and ("region", reg) not in names]))
+    # a partial build updates the site in place: drop the page of an area left without any
+    # ranked territory (nothing links to it any more)
+    kept = {out / area_page(kind, code) for kind, code, _, _ in data.areas}
+    for kind in ("departement", "region"):
+        for page in (out / f"{kind}s").glob("*.html"):
+            if page not in kept:
+                page.unlink(missing_ok=True)
     return pages
 
 

@@ -97,8 +97,11 @@ def test_one_month_rebuild_touches_only_that_month(demo_run):
     site = demo_run / "site"
     old_month = site / "classements" / "2021-06" / "region.html"
     before = old_month.stat().st_mtime_ns
+    stale = site / "departements" / "99.html"      # an area no longer ranked
+    stale.write_text("old page", encoding="utf-8")
     proc = run_cli(["site", "--month", E2E_TO], demo_run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not stale.exists() and (site / "departements" / "32.html").is_file()
     assert "1 month(s) rendered" in proc.stderr
     assert old_month.stat().st_mtime_ns == before
     assert (site / "classements" / E2E_TO / "region.html").stat().st_mtime_ns > before
