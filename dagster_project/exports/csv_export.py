@@ -117,14 +117,13 @@ def ranking_record(row: dict[str, Any], decimal: str) -> list[str]:
 
 def area_record(row: dict[str, Any], area: Area, decimal: str) -> list[str]:
     """One ranked territory of a département or région file: national and local rank."""
-    local = area.local_rank(row)
+    local, change = area.local_rank(row), area.local_change(row)
     return [
         neutralise(row.get("category_label") or row.get("category")),
         fmt_int(row["rank"]),
         "oui" if row.get("in_top_n") else "non",
         fmt_int(local),
-        "" if local is None else neutralise(evolution(area.local_change(row),
-                                                      area.local_change(row) is None)),
+        "" if local is None else neutralise(evolution(change, change is None)),
         neutralise(row.get("territory_name")),
         neutralise(row.get("code")),
         neutralise(row.get("departement_name")),

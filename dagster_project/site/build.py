@@ -38,6 +38,7 @@ import duckdb
 import jinja2
 from markupsafe import Markup, escape
 
+from ..exports.areas import KINDS, group_by_area
 from ..exports.formatting import evolution, month_label_fr
 from ..exports.texts import ALERT_WORDING, HIDDEN, REFERENCE_DATA, count_word, weights_text
 from ..months import month_key
@@ -335,20 +336,15 @@ def render_areas(data: SiteData, out: Path, rankings: dict[str, list[dict[str, A
     posts = [p for p in data.posts if p["month"] == month]
     rows = [r for c in data.categories for r in rankings.get(c["category"], [])]
     names = {(kind, code): name for kind, code, name, _ in data.areas}
-    by_area: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if r["code_departement"] and r["category"] != "region":
-            by_area[("departement", r["code_departement"])].append(r)
-        if r["code_region"]:
-            by_area[("region", r["code_region"])].append(r)
+    by_area = {(kind, a.code): a.rows for kind in KINDS for a in group_by_area(rows, kind)}
     pages = 0
     for kind, code, name, region in data.areas:
-        mine = by_area[(kind, code)]
+        mine = by_area.get((kind, code), [])
         ids = {r["territory_id"] for r in mine}
         sections = [(c, [r for r in mine if r["category"] == c["category"]])
                     for c in data.categories]
         csv_months = [mo for mo in reversed(data.months)
-                      if (out / "donnees" / month_key(mo) / f"{kind}s" / f"{code}.csv").exists()]
+                      if (out / "donnees" / month_key(mo) / KINDS[kind][0] / f"{code}.csv").exists()]
         pages += _write(out / area_page(kind, code), template.render(
             csv_months=csv_months,
             **base, root="../", kind=kind, code=code, name=name, month=month,
@@ -369,8 +365,8 @@ def render_areas(data: SiteData, out: Path, rankings: dict[str, list[dict[str, A
     # a partial build updates the site in place: drop the page of an area left without any
     # ranked territory (nothing links to it any more)
     kept = {out / area_page(kind, code) for kind, code, _, _ in data.areas}
-    for kind in ("departement", "region"):
-        for page in (out / f"{kind}s").glob("*.html"):
+    for folder in AREA_FOLDERS:
+        for page in (out / folder).glob("*.html"):
             if page not in kept:
                 page.unlink(missing_ok=True)
     return pages
@@ -559,7 +555,7 @@ def _encode_months(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt
         list(pool.map(encode, months))
 
 
-AREA_FOLDERS = ("departements", "regions")
+AREA_FOLDERS = tuple(folder for folder, *_ in KINDS.values())   # departements, regions
 
 
 def _copy_csv_folder(src: Path, dst: Path, keep: set[str]) -> None:

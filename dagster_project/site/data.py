@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from ..exports.areas import KINDS
 from .svg import points_sql
 
 RANKING_COLUMNS = ("month", "category", "rank", "territory_id", "territory_name", "handle",
@@ -123,7 +124,7 @@ AREA_LABELS = {"departement": "Tous les territoires du département",
 
 def area_page(kind: str, code: str) -> str:
     """('departement', '2A') → 'departements/2A.html' (from the site's root)."""
-    return f"{kind}s/{code}.html"
+    return f"{KINDS[kind][0]}/{code}.html"
 
 
 def read_month_rankings(con: duckdb.DuckDBPyConnection,
