@@ -75,7 +75,7 @@ def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str
         left join marts.dim_territories t on t.territory_id = a.territory_id{in_force}
         left join marts.dim_categories c on c.category = coalesce(a.category, t.category)
         where a.month = ?
-        order by c.sort_order nulls last, territory_name, a.territory_id
+        order by c.sort_order nulls last, territory_name, a.territory_id, a.alert, a.handle
     """
     rows = _dicts(con.execute(sql, [month]))
     for row in rows:
