@@ -25,7 +25,7 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 
 # dagster-dbt needs the manifest at import time outside `dagster dev`.
 $(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' -not -path '*/target/*' 2>/dev/null)
-	$(BIN)/python -m dagster_project.dbt_manifest
+	$(BIN)/python -m dagster_project.defs.dbt_manifest
 
 run: setup
 	$(BIN)/observatoire run
@@ -45,7 +45,7 @@ bench-save: setup
 	$(BIN)/python -m bench.run --save
 
 docs: setup
-	$(BIN)/python -m dagster_project.dbt_manifest --docs
+	$(BIN)/python -m dagster_project.defs.dbt_manifest --docs
 
 ui: setup
 	$(BIN)/observatoire ui

@@ -27,7 +27,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dagster_project import months as m
-from dagster_project.loader import load_months, month_files
+from dagster_project.load.snapshots import load_months, month_files
 
 BIN = Path(sys.executable).parent
 
@@ -136,7 +136,8 @@ def plain_size(path: Path) -> int:
 
 def archive_figures(data: Path, work: Path) -> dict:
     """Landing size (compressed vs plain), `verify` time, backup time (first, incremental)."""
-    from dagster_project import archive
+    from dagster_project.archive import backup as archive_backup
+    from dagster_project.archive import verify as archive
 
     landing = data / "landing" / "instagram"
     files = sorted(landing.glob("*/*.ndjson.gz"))
@@ -146,10 +147,10 @@ def archive_figures(data: Path, work: Path) -> dict:
     report = archive.verify(landing, data / "warehouse.duckdb")
     verify_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    first = archive.backup(landing, work / "backup", archive.registry_files(data, []))
+    first = archive_backup.backup(landing, work / "backup", archive_backup.registry_files(data, []))
     first_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    again = archive.backup(landing, work / "backup", archive.registry_files(data, []))
+    again = archive_backup.backup(landing, work / "backup", archive_backup.registry_files(data, []))
     again_s = time.perf_counter() - t0
     return {"landing_gz_mb": round(gz / 1e6, 1), "landing_plain_mb": round(plain / 1e6, 1),
             "files": len(files), "compression": round(plain / max(gz, 1), 1),

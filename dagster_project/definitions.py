@@ -11,17 +11,17 @@ warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is "b
 warnings.filterwarnings("ignore", category=PreviewWarning)
 from dagster_dbt import DbtCliResource
 
-from .defs.assets.collect import instagram_snapshots
-from .defs.assets.load import raw_instagram
-from .defs.assets.publish import monthly_exports, published_warehouse
-from .defs.assets.site import public_site
-from .defs.assets.transform import observatoire_dbt
-from .defs.automation import nightly_archive
-from .defs.jobs import jobs
-from .defs.project import dbt_project
-from .defs.resources import default_resource
-from .defs.schedules import schedules
-from .defs.sensors import sensors
+from dagster_project.defs.assets.collect import instagram_snapshots
+from dagster_project.defs.assets.load import raw_instagram
+from dagster_project.defs.assets.publish import monthly_exports, published_warehouse
+from dagster_project.defs.assets.site import public_site
+from dagster_project.defs.assets.transform import observatoire_dbt
+from dagster_project.defs.automation import nightly_archive
+from dagster_project.defs.jobs import jobs
+from dagster_project.defs.project import dbt_project
+from dagster_project.defs.resources import default_resource
+from dagster_project.defs.schedules import schedules
+from dagster_project.defs.sensors import sensors
 
 defs = Definitions(
     assets=[instagram_snapshots, raw_instagram, observatoire_dbt, published_warehouse,

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from dagster_project import months as m
-from dagster_project.cli import resolve_range
+from dagster_project.cli.run import resolve_range
 
 
 def test_parse_and_arithmetic():

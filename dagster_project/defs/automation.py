@@ -4,7 +4,7 @@ crash.
 
 Schedules and sensors are on by default only when `OBSERVATOIRE_AUTOMATION=on` (set by
 `observatoire serve`); `run` and `ui` keep them off (they can still be turned on in the UI).
-Alerts go through the outbox (`alerts.py`): one key per event, sent once, retried when
+Alerts go through the outbox (`service/alerts.py`): one key per event, sent once, retried when
 undelivered, never failing a run.
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ from dagster import (
     sensor,
 )
 
-from .. import months as m
-from ..alerts import Alert, deliver_pending, record
+from dagster_project import months as m
+from dagster_project.service.alerts import Alert, deliver_pending, record
 
 AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
@@ -208,7 +208,7 @@ def verify_alert(day: dt.date, lines: list[str]) -> Alert:
 # --- sensors -------------------------------------------------------------------------------
 
 def _data_dir():
-    from ..settings import load_settings
+    from dagster_project.settings import load_settings
 
     return load_settings().data_dir
 
@@ -280,7 +280,7 @@ def _published_months(warehouse) -> set[str] | None:
 
 def _token_check(settings, now: dt.datetime) -> tuple[Alert, str] | None:
     """(alert, key suffix) when the token is invalid or expires soon."""
-    from ..sources.graph_api.token import check_token, token_problem
+    from dagster_project.collect.graph_api.token import check_token, token_problem
 
     problem = token_problem(check_token(settings), now)
     if problem is None:
@@ -292,11 +292,11 @@ def _token_check(settings, now: dt.datetime) -> tuple[Alert, str] | None:
 
 def watch_once(instance, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
     """One pass of the watch: returns what it did and the new cursor."""
-    from ..collection import month_status
-    from ..collection_plan import load_plan_settings, window_days_left
-    from ..reference import territory_ids
-    from ..registry import read_registry
-    from ..settings import load_settings
+    from dagster_project.collect.plan import load_plan_settings, window_days_left
+    from dagster_project.collect.window import month_status
+    from dagster_project.registry.accounts import read_registry
+    from dagster_project.registry.territories import territory_ids
+    from dagster_project.settings import load_settings
 
     settings = load_settings()
     done = []
@@ -345,8 +345,9 @@ def observatoire_watch(context: SensorEvaluationContext):
 @op(pool="warehouse", description="verify the landing archive against its manifests and "
     "the warehouse; back it up to OBSERVATOIRE_BACKUP_DIR when set")
 def verify_and_backup(context) -> None:
-    from .. import archive
-    from ..settings import load_settings
+    from dagster_project.archive import backup as archive_backup
+    from dagster_project.archive import verify as archive
+    from dagster_project.settings import load_settings
 
     settings = load_settings()
     report = archive.verify(settings.landing_dir,
@@ -360,8 +361,8 @@ def verify_and_backup(context) -> None:
         deliver_pending(settings.data_dir)
     dest = os.environ.get("OBSERVATOIRE_BACKUP_DIR")
     if dest:
-        result = archive.backup(settings.landing_dir, Path(dest),
-                                archive.registry_files(settings.data_dir,
+        result = archive_backup.backup(settings.landing_dir, Path(dest),
+                                archive_backup.registry_files(settings.data_dir,
                                                        [settings.accounts_file]))
         context.log.info(f"backup: {len(result.copied)} file(s) copied, {result.skipped} "
                          f"already there → {dest}")

@@ -23,7 +23,7 @@ jobs = [monthly_pipeline, collect_job, build_job]
 
 def resource_config(source: str) -> dict:
     """Run config that sets the run's data folder (from the environment) and source."""
-    from ..settings import load_settings
+    from dagster_project.settings import load_settings
 
     return {"resources": {"observatoire": {"config": {
         "data_dir": str(load_settings().data_dir), "source": source}}}}

@@ -5,7 +5,7 @@ import datetime as dt
 
 from dagster import BackfillPolicy, MonthlyPartitionsDefinition
 
-from .. import months as m
+from dagster_project import months as m
 
 monthly_partitions = MonthlyPartitionsDefinition(
     start_date=m.FIRST_MONTH.isoformat(), end_offset=1, timezone="UTC", fmt="%Y-%m-%d")

@@ -5,7 +5,7 @@ import os
 
 from dagster_dbt import DbtProject
 
-from ..settings import DBT_PROJECT_DIR, SEEDS_DIR
+from dagster_project.settings import DBT_PROJECT_DIR, SEEDS_DIR
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 os.environ.setdefault("OBSERVATOIRE_SEEDS_DIR", str(SEEDS_DIR))

@@ -6,7 +6,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..settings import Settings, load_settings
+from dagster_project.settings import Settings, load_settings
 
 SOURCES = ("demo", "landing", "graph_api")
 

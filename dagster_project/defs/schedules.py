@@ -8,15 +8,15 @@ from dagster import (
     schedule,
 )
 
-from .. import months as m
-from ..collection_plan import (
+from dagster_project import months as m
+from dagster_project.collect.plan import (
     DEFAULT_WINDOW_DAYS,
     first_cron_day,
     load_plan_settings,
     window_days_left,
 )
-from .automation import nightly_archive_schedule, schedule_status
-from .jobs import build_job, collect_job, resource_config
+from dagster_project.defs.automation import nightly_archive_schedule, schedule_status
+from dagster_project.defs.jobs import build_job, collect_job, resource_config
 
 PARIS = "Europe/Paris"
 

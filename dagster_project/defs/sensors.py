@@ -13,12 +13,12 @@ from pathlib import Path
 
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from .. import months as m
-from ..landing import iter_month_files
-from ..settings import load_settings
-from .automation import interval_s, sensor_status
-from .automation import sensors as automation_sensors
-from .jobs import build_job, resource_config
+from dagster_project import months as m
+from dagster_project.archive.landing import iter_month_files
+from dagster_project.defs.automation import interval_s, sensor_status
+from dagster_project.defs.automation import sensors as automation_sensors
+from dagster_project.defs.jobs import build_job, resource_config
+from dagster_project.settings import load_settings
 
 
 def landing_state(landing_dir: Path) -> dict[str, float]:

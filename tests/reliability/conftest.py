@@ -1,25 +1,16 @@
 """Reliability tests (bad input, idempotence, faults, security) for the loader and friends.
 
-The helpers live in `rel_helpers.py`; the fake Graph API and the exports fixture builder are
-reused from their own test folders, which are put on sys.path here.
+The helpers live in `tests/support/rel_helpers.py` (tests/support is on the test path).
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent / "graph_api", HERE.parent / "exports"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from dagster_project.loader import LoadResult, load_months
+from dagster_project.load.snapshots import LoadResult, load_months
 
 
 @dataclasses.dataclass

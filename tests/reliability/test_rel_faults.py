@@ -16,10 +16,10 @@ import pytest
 from fixture_warehouse import MONTHS, build_warehouse
 from rel_helpers import JULY, JUNE, NOW, dumps, fingerprint, media, query, snapshot, write
 
-from dagster_project.exports import csv_export
-from dagster_project.exports.csv_export import export_month
-from dagster_project.loader import load_months
-from dagster_project.warehouse import publish
+from dagster_project.load.snapshots import load_months
+from dagster_project.publish.exports import csv_export
+from dagster_project.publish.exports.csv_export import export_month
+from dagster_project.publish.warehouse_copy import publish
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +62,7 @@ def big_landing(tmp_path_factory) -> tuple[Path, dict]:
 
 LOADER = textwrap.dedent("""
     import datetime as dt, sys
-    from dagster_project.loader import load_months
+    from dagster_project.load.snapshots import load_months
     load_months(sys.argv[1], sys.argv[2], [dt.date(2021, 7, 1)],
                 now=dt.datetime(2021, 8, 15, 12, tzinfo=dt.timezone.utc))
 """)

@@ -138,7 +138,7 @@ def test_exports_and_site_say_masque(warehouse):
     its engagement rate in August."""
     import csv
 
-    from dagster_project.exports.report import render_report
+    from dagster_project.publish.exports.report import render_report
 
     data = warehouse.parent.parent
     for month, expected in (("2021-07", "masqué"), ("2021-08", "2,07")):

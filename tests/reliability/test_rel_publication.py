@@ -13,7 +13,8 @@ import duckdb
 import pytest
 from rel_helpers import JULY, JUNE, dumps, snapshot, write
 
-from dagster_project.warehouse import connect, publish
+from dagster_project.publish.warehouse_copy import publish
+from dagster_project.warehouse import connect
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 from rel_helpers import query
 
-from dagster_project.loader import load_registry
-from dagster_project.reference import territory_ids
-from dagster_project.registry import is_valid_handle
+from dagster_project.load.registry import load_registry
+from dagster_project.registry.accounts import is_valid_handle
+from dagster_project.registry.territories import territory_ids
 
 KNOWN = territory_ids()
 NOW = dt.datetime(2021, 8, 15, tzinfo=dt.UTC)

@@ -19,18 +19,19 @@ from fake_graph_api import FakeGraphAPI, make_media
 from fixture_warehouse import MONTHS, build_warehouse
 from rel_helpers import dumps, query, rejected, rejected_raw, snapshot, write
 
-from dagster_project.exports.csv_export import export_month
-from dagster_project.loader import load_months, load_registry
-from dagster_project.months import current_month
-from dagster_project.reference import territory_ids
-from dagster_project.registry import Account, read_registry
-from dagster_project.settings import Settings
-from dagster_project.sources.graph_api import (
+from dagster_project.collect.graph_api import (
     CollectorOptions,
     TokenError,
     build_fields,
     collect_month,
 )
+from dagster_project.load.registry import load_registry
+from dagster_project.load.snapshots import load_months
+from dagster_project.months import current_month
+from dagster_project.publish.exports.csv_export import export_month
+from dagster_project.registry.accounts import Account, read_registry
+from dagster_project.registry.territories import territory_ids
+from dagster_project.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "EAAGrelTest-S3CR3Tt0ken-4f9b2c7d1e"

@@ -2,12 +2,12 @@
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from ... import months as m
-from ...landing import month_files
-from ...reference import territory_ids
-from ...registry import read_registry
-from ..partitions import monthly_partitions, single_run, window_months
-from ..resources import ObservatoireResource
+from dagster_project import months as m
+from dagster_project.archive.landing import month_files
+from dagster_project.defs.partitions import monthly_partitions, single_run, window_months
+from dagster_project.defs.resources import ObservatoireResource
+from dagster_project.registry.accounts import read_registry
+from dagster_project.registry.territories import territory_ids
 
 
 @asset(
@@ -29,7 +29,7 @@ def instagram_snapshots(context: AssetExecutionContext,
     meta: dict = {"source": source, "months": len(months),
                   "range": f"{m.month_key(months[0])} → {m.month_key(months[-1])}"}
     if source == "demo":
-        from ...sources import demo
+        from dagster_project.collect import demo
 
         registry = observatoire.registry_path()
         if not observatoire.accounts_file:
@@ -42,8 +42,8 @@ def instagram_snapshots(context: AssetExecutionContext,
         context.log.info(f"demo: {result.snapshots} snapshots, {result.media} posts "
                          f"for {result.accounts} accounts over {len(months)} months")
     elif source == "graph_api":
-        from ...collection import CollectionBusy, collect_today
-        from ...sources import graph_api
+        from dagster_project.collect import graph_api
+        from dagster_project.collect.window import CollectionBusy, collect_today
 
         try:
             m.require_current_month(months)

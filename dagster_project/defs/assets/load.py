@@ -11,13 +11,14 @@ from dagster import (
     asset,
 )
 
-from ... import archive
-from ... import months as m
-from ...loader import load_months, load_registry
-from ...reference import territory_ids
-from ...warehouse import writer_lock
-from ..partitions import monthly_partitions, single_run, window_months
-from ..resources import ObservatoireResource
+from dagster_project import months as m
+from dagster_project.archive import verify as archive
+from dagster_project.defs.partitions import monthly_partitions, single_run, window_months
+from dagster_project.defs.resources import ObservatoireResource
+from dagster_project.load.registry import load_registry
+from dagster_project.load.snapshots import load_months
+from dagster_project.registry.territories import territory_ids
+from dagster_project.warehouse import writer_lock
 
 COLLECTED = AssetKey(["landing", "instagram_snapshots"])
 RAW = AssetKey(["raw", "instagram"])

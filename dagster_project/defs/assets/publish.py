@@ -4,10 +4,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from ... import months as m
-from ...warehouse import connect, publish, writer_lock
-from ..partitions import monthly_partitions, single_run, window_months
-from ..resources import ObservatoireResource
+from dagster_project import months as m
+from dagster_project.defs.partitions import monthly_partitions, single_run, window_months
+from dagster_project.defs.resources import ObservatoireResource
+from dagster_project.publish.warehouse_copy import publish
+from dagster_project.warehouse import connect, writer_lock
 
 MARTS = [AssetKey(["marts", k]) for k in ("dim_territories", "dim_categories", "fct_account_monthly",
                                "fct_monthly_rankings", "account_alerts", "fct_top_posts")]
@@ -53,9 +54,9 @@ def published_warehouse(context: AssetExecutionContext,
 )
 def monthly_exports(context: AssetExecutionContext,
                     observatoire: ObservatoireResource) -> MaterializeResult:
-    from ...exports import export_month
-    from ...exports.month_data import months_with_data
-    from ...exports.report import render_report
+    from dagster_project.publish.exports import export_month
+    from dagster_project.publish.exports.month_data import months_with_data
+    from dagster_project.publish.exports.report import render_report
 
     settings = observatoire.settings()
     source = settings.published_warehouse  # never the file being written by another run

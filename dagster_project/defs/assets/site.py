@@ -2,8 +2,8 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from ..partitions import monthly_partitions, single_run, window_months
-from ..resources import ObservatoireResource
+from dagster_project.defs.partitions import monthly_partitions, single_run, window_months
+from dagster_project.defs.resources import ObservatoireResource
 
 
 @asset(
@@ -18,7 +18,7 @@ from ..resources import ObservatoireResource
     "A run re-renders its months' pages, the territories ranked in them and the shared pages.",
 )
 def public_site(context: AssetExecutionContext, observatoire: ObservatoireResource) -> MaterializeResult:
-    from ...site import build_site
+    from dagster_project.publish.site import build_site
 
     settings = observatoire.settings()
     months = window_months(context)

@@ -23,11 +23,11 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from ... import months as m
-from ...warehouse import connect, record_change, writer_lock
-from ..partitions import monthly_partitions, single_run, window_months
-from ..project import dbt_project
-from ..resources import ObservatoireResource
+from dagster_project import months as m
+from dagster_project.defs.partitions import monthly_partitions, single_run, window_months
+from dagster_project.defs.project import dbt_project
+from dagster_project.defs.resources import ObservatoireResource
+from dagster_project.warehouse import connect, record_change, writer_lock
 
 RAW = AssetKey(["raw", "instagram"])
 # The reference CSVs (dbt sources `reference.*`, seeds/) are in dbt's lineage and docs; in

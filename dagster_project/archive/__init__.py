@@ -1,0 +1,1 @@
+"""The landing archive: its files and manifests, checked (`verify`) and copied (`backup`)."""

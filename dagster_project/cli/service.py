@@ -1,0 +1,155 @@
+"""`observatoire ui`, `serve` and `alert`: the Dagster UI, the supervised service, its alerts."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dagster_project.cli.common import configure, console, fail
+
+
+def ui(
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
+) -> None:
+    """Start the Dagster UI (dagster dev) on 127.0.0.1 with the project's DAGSTER_HOME."""
+    configure(data_dir)
+    from dagster_project.defs.dbt_manifest import run_dbt
+
+    run_dbt(["parse", "--quiet"])  # the UI shows the models as they are now
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "dagster_project.definitions",
+           "-h", "127.0.0.1", "-p", str(port)]
+    console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "
+                  "Ctrl-C to stop")
+
+    from dagster_project.service.serve import start
+
+    proc = start(cmd)
+    code = wait_forwarding_signals(proc)
+    raise typer.Exit(code=code)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface the webserver listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Webserver port.")] = 3000,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR).")] = None,
+) -> None:
+    """Run the observatory unattended: the Dagster webserver plus exactly one daemon,
+    schedules and sensors on. SIGINT / SIGTERM / SIGHUP cancel the runs in flight and stop
+    both (exit 0); if either dies, the other is stopped and serve exits 1."""
+    from dagster import DagsterInstance
+
+    from dagster_project.defs.automation import AUTOMATION_ENV
+    from dagster_project.defs.dbt_manifest import run_dbt
+    from dagster_project.service import serve as supervisor
+
+    def say(text: str) -> None:  # serve's output is a log (journald): one line per message
+        console.print(text, soft_wrap=True)
+
+    configure(data_dir)
+    os.environ[AUTOMATION_ENV] = "on"
+    run_dbt(["parse", "--quiet"])  # a freshly upgraded checkout starts with its own models
+    # The instance is opened (created, migrated) once, before the webserver and the daemon
+    # start: both at once on a fresh DAGSTER_HOME can each stamp the schema.
+    with DagsterInstance.get():
+        pass
+    supervisor.recover(say)  # runs a crash or a reboot left in progress
+    say(f"Observatoire serving on http://{host}:{port} (DAGSTER_HOME="
+        f"{os.environ['DAGSTER_HOME']}): webserver + daemon, schedules and sensors on")
+    procs = {}
+    try:
+        for name, cmd in supervisor.commands(host, port).items():
+            procs[name] = supervisor.start(cmd)
+    except OSError as exc:
+        supervisor.stop_all(procs, signal.SIGTERM, 5.0, say)
+        fail(f"cannot start {name}: {exc}")
+    code = supervisor.supervise(procs, say, sweep=lambda: supervisor.recover(say),
+                                on_signal=lambda: supervisor.cancel_in_flight(say))
+    say("Observatoire stopped." if code == 0 else
+        "[bold red]Observatoire stopped: a process died[/] (exit 1)")
+    raise typer.Exit(code=code)
+
+
+def alert(
+    test: Annotated[bool, typer.Option("--test", help="Send a test alert now.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR).")] = None,
+) -> None:
+    """Alerts: the latest ones and how each was delivered; `--test` sends one to every
+    configured channel (OBSERVATOIRE_ALERT_WEBHOOK_URL, OBSERVATOIRE_ALERT_SMTP_*)."""
+    import socket
+
+    from dagster_project.service import alerts
+    from dagster_project.settings import load_settings
+
+    if data_dir is not None:
+        os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
+    settings = load_settings()
+    try:
+        channels = alerts.load_alert_settings().channels
+    except ValueError as exc:
+        fail(str(exc))
+    if test:
+        if not channels:
+            fail("no alert channel: set OBSERVATOIRE_ALERT_WEBHOOK_URL and/or "
+                  "OBSERVATOIRE_ALERT_SMTP_HOST (see docs/operations.md, Alerts)")
+        now = dt.datetime.now(dt.UTC)
+        alerts.record(settings.data_dir, f"test:{now.isoformat()}", alerts.Alert(
+            "test", f"Observatoire: test alert from {socket.gethostname()} at "
+            f"{now:%Y-%m-%d %H:%M} UTC: alerts reach you.",
+            detail="Sent by `observatoire alert --test`."), now=now)
+        done = alerts.deliver_pending(settings.data_dir)
+        console.print(f"test alert: {done.sent} delivery(ies) sent, {done.failed} failed "
+                      f"({', '.join(channels)}); {done.pending} still pending")
+        if done.failed or not done.sent:
+            raise typer.Exit(code=1)
+        return
+    rows = alerts.recent(settings.data_dir)
+    if not rows:
+        console.print(f"no alert recorded in {alerts.outbox_path(settings.data_dir)}")
+    for row in rows:
+        states = ", ".join(f"{c} {d['state']}" + (f" ({d['last_error']})" if d["last_error"]
+                                                   else "") for c, d in row["channels"].items())
+        console.print(f"{row['created_at']}  {row['event']}  {row['text']}  — {states}",
+                      markup=False, highlight=False)
+
+
+UI_GRACE_S = 30.0
+
+
+def wait_forwarding_signals(proc, grace_s: float = UI_GRACE_S) -> int:
+    """Wait for `proc`; on SIGINT, SIGTERM or SIGHUP forward the signal to its whole process
+    group (dagster dev, its webserver, daemon and code servers), wait up to `grace_s`, then
+    SIGKILL whatever is left. Returns the exit code to use."""
+    import subprocess
+
+    from dagster_project.service.serve import FORWARDED_SIGNALS, Signalled, killpg
+
+    def handler(signum, _frame) -> None:
+        raise Signalled(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in FORWARDED_SIGNALS}
+    try:
+        try:
+            return proc.wait() or 0
+        except Signalled as got:
+            for sig in FORWARDED_SIGNALS:  # a second signal must not interrupt the clean-up
+                signal.signal(sig, signal.SIG_IGN)
+            name = signal.Signals(got.signum).name
+            console.print(f"{name} received: stopping the Dagster UI (process group {proc.pid})…")
+            killpg(proc.pid, got.signum)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                console.print(f"[yellow]still running after {grace_s:.0f} s: killing it[/]")
+            killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+            proc.wait()
+            console.print("Dagster UI stopped.")
+            return 0 if got.signum == signal.SIGINT else 128 + got.signum
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,1 @@
+"""Dagster only: assets, jobs, schedules, sensors, resources, the instance and the dbt project."""

@@ -1,4 +1,0 @@
-"""The public static web site built from the published warehouse (see build.py)."""
-from .build import SiteStats, build_site
-
-__all__ = ["SiteStats", "build_site"]

@@ -1,0 +1,225 @@
+"""serve's automation without a daemon: on/off, crashed-run recovery, the landing sensor's
+first tick, what `status` says of serve; when an alert is due, its text, once only."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+)
+from dagster._core.test_utils import create_run_for_test
+
+from dagster_project.collect.plan import plan_day
+from dagster_project.defs import automation
+from dagster_project.defs.automation import (
+    PID_TAG,
+    alive,
+    collection_short_alert,
+    failed_check_label,
+    nightly_archive,
+    publish_due,
+    recover_dead_runs,
+    run_failure_alert,
+    watch_once,
+)
+from dagster_project.service import alerts
+from dagster_project.service.serve import daemon_state, next_ticks
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_automation_is_on_only_when_serve_says_so(monkeypatch):
+    monkeypatch.delenv(automation.AUTOMATION_ENV, raising=False)
+    assert automation.schedule_status() == DefaultScheduleStatus.STOPPED
+    monkeypatch.setenv(automation.AUTOMATION_ENV, "on")
+    assert automation.schedule_status() == DefaultScheduleStatus.RUNNING
+    monkeypatch.setenv(automation.AUTOMATION_ENV, "off")
+    assert not automation.automation_on()
+
+
+def test_alive_knows_a_reused_pid():
+    me = os.getpid()
+    assert alive(me) and alive(me, since=time.time())
+    assert not alive(me, since=time.time() - 10 * 365 * 86400)   # "started" before we did
+    assert not alive(dead_pid())
+
+
+def test_runs_whose_process_is_gone_are_marked_failed():
+    with DagsterInstance.ephemeral() as instance:
+        gone = create_run_for_test(instance, job_name="build_from_landing",
+                                   status=DagsterRunStatus.STARTED,
+                                   tags={PID_TAG: str(dead_pid())})
+        mine = create_run_for_test(instance, job_name="build_from_landing",
+                                   status=DagsterRunStatus.STARTED,
+                                   tags={PID_TAG: str(os.getpid())})
+        starting = create_run_for_test(instance, job_name="build_from_landing",
+                                       status=DagsterRunStatus.STARTING)   # no pid yet
+        done = create_run_for_test(instance, job_name="build_from_landing",
+                                   status=DagsterRunStatus.SUCCESS,
+                                   tags={PID_TAG: str(dead_pid())})
+        recovered = recover_dead_runs(instance)
+        assert [r for r, _pid in recovered] == [gone.run_id]
+        status = {r.run_id: instance.get_run_by_id(r.run_id).status
+                  for r in (gone, mine, starting, done)}
+        assert status == {gone.run_id: DagsterRunStatus.FAILURE,
+                          mine.run_id: DagsterRunStatus.STARTED,
+                          starting.run_id: DagsterRunStatus.STARTING,
+                          done.run_id: DagsterRunStatus.SUCCESS}
+        assert recover_dead_runs(instance) == []          # once
+
+
+def test_landing_sensor_takes_the_archive_as_built_on_its_first_tick(tmp_path, monkeypatch):
+    from dagster_project.defs.sensors import landing_files_sensor
+
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    landing = tmp_path / "landing" / "instagram"
+    for month in ("2021-06", "2021-07"):
+        (landing / month).mkdir(parents=True)
+        (landing / month / "import-1.ndjson").write_text("{}\n")
+    with DagsterInstance.ephemeral() as instance:
+        first = landing_files_sensor(build_sensor_context(instance=instance))
+        assert isinstance(first, SkipReason) and "2 landed month(s)" in first.skip_message
+        cursor = json.loads(landing_files_sensor.evaluate_tick(
+            build_sensor_context(instance=instance)).cursor)
+        assert set(cursor) == {"2021-06-01", "2021-07-01"}
+        later = landing / "2021-07" / "import-2.ndjson"
+        later.write_text("{}\n")
+        os.utime(later, (time.time() + 5, time.time() + 5))
+        asked = landing_files_sensor(build_sensor_context(instance=instance,
+                                                          cursor=json.dumps(cursor)))
+        assert [(r.partition_key, type(r)) for r in asked] == [("2021-07-01", RunRequest)]
+
+
+def test_daemon_state_from_heartbeats():
+    now = 1_800_000_000.0
+    assert "never started" in daemon_state({}, now)
+    assert daemon_state({"SENSOR": now - 12, "SCHEDULER": now - 40}, now).startswith(
+        "daemon alive (last heartbeat 12 s ago")
+    assert daemon_state({"SENSOR": now - 600}, now).startswith("not running: last daemon")
+
+
+@pytest.mark.parametrize(("utc", "expected"), [
+    (dt.datetime(2026, 12, 6, 19, 0), {"graph_api_collection": "2026-12-25 02:00",
+                                       "monthly_publication": "2027-01-01 06:00",
+                                       "nightly_archive_schedule": "2026-12-07 04:30"}),
+    (dt.datetime(2026, 12, 26, 3, 0), {"graph_api_collection": "2026-12-27 02:00",
+                                       "monthly_publication": "2027-01-01 06:00",
+                                       "nightly_archive_schedule": "2026-12-26 04:30"}),
+])
+def test_next_ticks_in_paris_time(utc, expected):
+    from dagster_project.collect.plan import window_days_left
+    from dagster_project.defs.schedules import schedules
+
+    def keep(name, local):
+        return name != "graph_api_collection" or window_days_left(local.date(), 7) > 0
+
+    got = dict(next_ticks(schedules, utc.replace(tzinfo=dt.UTC).timestamp(), keep))
+    assert got == {k: f"{v} (Europe/Paris)" for k, v in expected.items()}
+
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize("now, due", [
+    (dt.datetime(2026, 12, 2, 10, 59, tzinfo=UTC), None),            # 11:59 Paris (CET)
+    (dt.datetime(2026, 12, 2, 11, 0, tzinfo=UTC), dt.date(2026, 11, 1)),   # 12:00 Paris
+    (dt.datetime(2026, 7, 2, 9, 59, tzinfo=UTC), None),               # 11:59 Paris (CEST)
+    (dt.datetime(2026, 7, 2, 10, 0, tzinfo=UTC), dt.date(2026, 6, 1)),
+    (dt.datetime(2026, 12, 1, 23, 30, tzinfo=UTC), None),             # the 2nd 00:30 Paris
+    (dt.datetime(2026, 12, 20, 8, 0, tzinfo=UTC), dt.date(2026, 11, 1)),
+])
+def test_publication_is_due_on_the_2nd_at_noon_paris(now, due):
+    assert publish_due(now) == due
+
+
+def test_run_failure_alert_names_the_step_or_the_data_tests():
+    a = run_failure_alert("build_from_landing", "0123456789abcdef", "2026-10-01",
+                          [("raw__instagram", ("FileNotFoundError: accounts registry not found:"
+                                              " /x.csv\nwrapped"))], "run failed", [])
+    assert a.event == "run_failed" and a.month == "2026-10" and a.run_id == "0123456789abcdef"
+    assert a.text == ("Observatoire: run 01234567 of build_from_landing (2026-10) failed at "
+                      "step raw__instagram: FileNotFoundError: accounts registry not found: "
+                      "/x.csv")
+    b = run_failure_alert("build_from_landing", "fedcba9876543210", "2026-10-01",
+                          [("observatoire_dbt", "dbt build failed")], "",
+                          ["marts/fct_monthly_rankings:unique_rank"])
+    assert b.event == "data_test_failed"
+    assert "marts/fct_monthly_rankings:unique_rank" in b.text
+    c = run_failure_alert("collect_current_month", "aaaaaaaabbbb", None, [],
+                          "the run's process (pid 42) is gone", [])
+    assert c.text.endswith("failed: the run's process (pid 42) is gone") and c.month is None
+
+
+def test_collection_short_alert_gives_the_outlook():
+    plan = plan_day(500, 2, calls_per_hour=10, run_hours=10, calls_per_account=1)
+    assert not plan.feasible
+    a = collection_short_alert(dt.date(2026, 12, 1), plan)
+    assert a.event == "collection_short" and a.month == "2026-12"
+    assert f"{plan.remaining} left, {plan.window_capacity} reachable in 2 day(s)" in a.text
+
+
+def test_the_watch_alerts_once_when_the_month_is_not_published(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("INSTAGRAM_ACCESS_TOKEN", raising=False)
+    for name in ("WEBHOOK_URL", "SMTP_HOST"):
+        monkeypatch.delenv(f"OBSERVATOIRE_ALERT_{name}", raising=False)
+    now = dt.datetime(2026, 12, 2, 11, 5, tzinfo=UTC)
+    with DagsterInstance.ephemeral() as instance:
+        done, cursor = watch_once(instance, now, {})
+        assert done == ["2026-11 not published"]
+        again, _ = watch_once(instance, now + dt.timedelta(minutes=5), cursor)
+        assert again == []
+        early, _ = watch_once(instance, dt.datetime(2026, 12, 2, 10, 0, tzinfo=UTC), {})
+        assert early == []
+    [row] = alerts.recent(tmp_path)
+    assert row["event"] == "not_published" and row["month"] == "2026-11"
+
+
+def test_the_nightly_archive_check_alerts_on_a_problem(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OBSERVATOIRE_BACKUP_DIR", raising=False)
+    folder = tmp_path / "landing" / "instagram" / "2026-10"
+    folder.mkdir(parents=True)
+    (folder / "MANIFEST.tsv").write_text("not a manifest header\n")
+    result = nightly_archive.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert result.success  # a problem found is an alert, not a failed run
+    [row] = alerts.recent(tmp_path)
+    assert row["event"] == "verify_failed"
+    assert "2026-10/MANIFEST.tsv" in row["text"]
+
+
+def test_a_failed_data_test_is_named_with_its_rows():
+    from dagster import MetadataValue
+
+    assert failed_check_label("marts/fct_monthly_rankings", "unique_rank", {
+        "dagster_dbt/failed_row_count": MetadataValue.int(3)}) == (
+        "marts/fct_monthly_rankings:unique_rank (3 rows)")
+    assert failed_check_label("staging/stg_raw__media", "not_null_x", {}) == (
+        "staging/stg_raw__media:not_null_x")
+
+
+def test_the_users_error_not_dagsters_wrapper():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from dagster_project.defs.automation import error_chain
+
+    cause = SerializableErrorInfo("FileNotFoundError: accounts registry not found: /x.csv\n",
+                                  [], "FileNotFoundError")
+    wrapped = SerializableErrorInfo(
+        "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while "
+        "executing op \"raw__instagram\":\n", [], "DagsterExecutionStepExecutionError", cause)
+    assert error_chain(wrapped) == "FileNotFoundError: accounts registry not found: /x.csv"
