@@ -4,18 +4,21 @@ Every file the project writes goes through a temporary name in the destination's
 (readable by all: mkstemp would make it private), renamed over the destination when it is
 complete, removed if writing fails. `durable=True` also fsyncs the file and its folder (the
 landing archive, the registry, backups: files that must survive a power cut);
-`exclusive=True` never replaces an existing file (FileExistsError).
+`exclusive=True` never replaces an existing file (FileExistsError). A whole folder (a
+month's exports) is swapped in by `replace_dir_atomically`.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-FILE_MODE = 0o644
+FILE_MODE, DIR_MODE = 0o644, 0o755      # mkstemp / mkdtemp would leave 0600 / 0700
 
 
 @contextlib.contextmanager
@@ -94,3 +97,69 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def replace_dir_atomically(final: Path, build: Callable[[Path], None]) -> None:
+    """Build a folder in a temp dir next to `final`, then swap it in.
+
+    On any failure while building, the previous `final` is untouched and the temp dir is
+    removed. The swap is rename(old → backup), rename(new → final), delete backup; if the
+    second rename fails the backup is put back.
+    """
+    final = Path(final)
+    parent = final.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with _dir_lock(parent):
+        _replace_dir_locked(final, build)
+
+
+@contextlib.contextmanager
+def _dir_lock(folder: Path) -> Iterator[None]:
+    """Serialise concurrent swaps in one exports folder: flock on the folder itself
+    (POSIX; leaves no lock file behind). A no-op where flock is unavailable."""
+    try:
+        import fcntl
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):          # pragma: no cover - Windows
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                        # closing releases the lock
+
+
+def _replace_dir_locked(final: Path, build: Callable[[Path], None]) -> None:
+    parent = final.parent
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+    try:
+        os.chmod(tmp, DIR_MODE)
+        build(tmp)
+        _fsync_tree(tmp)
+        backup = None
+        if final.exists():
+            backup = parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(final, backup)
+        try:
+            os.rename(tmp, final)
+        except BaseException:
+            if backup is not None:
+                os.rename(backup, final)
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+    fsync_dir(parent)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.iterdir():
+        if p.is_dir():
+            _fsync_tree(p)
+        elif p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(folder)

@@ -10,7 +10,7 @@ month folder's manifest `MANIFEST.tsv` (tab-separated, one header line):
 
 `bytes` and `sha256` are those of the file as stored (compressed or not); `lines` counts its
 records, as the loader counts them (blank lines do not count), or is `-` when the file is
-unreadable (not gzip). `recorded_by` is the source that wrote it (`graph_api`, `demo`) or
+unreadable (not gzip). `recorded_by` is the writer of the file (`graph_api`, `demo`) or
 `loader` for a file placed by hand, listed when first loaded. The manifest is rewritten
 atomically under a lock; lines are only ever added. Anyone can check a folder with
 standard tools:
@@ -216,7 +216,7 @@ def forget(folder: Path | str, names: Iterable[str]) -> None:
 
 # ----------------------------------------------------------------------------- writing
 
-def write_landing_file(path: Path | str, lines: list[str], *, source: str,
+def write_landing_file(path: Path | str, lines: list[str], *, recorded_by: str,
                        exclusive: bool = True) -> Path:
     """Write `lines` (one JSON document each) gzip-compressed to `path` (`*.ndjson.gz`)
     atomically, never over an existing file (FileExistsError), and list it in the manifest."""
@@ -233,13 +233,13 @@ def write_landing_file(path: Path | str, lines: list[str], *, source: str,
             for line in lines:
                 fh.write(line.rstrip("\n").encode("utf-8"))
                 fh.write(b"\n")
-        publish(tmp, path, source=source, exclusive=exclusive)
+        publish(tmp, path, recorded_by=recorded_by, exclusive=exclusive)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def publish(tmp: Path | str, path: Path | str, *, source: str, exclusive: bool = True,
+def publish(tmp: Path | str, path: Path | str, *, recorded_by: str, exclusive: bool = True,
             lines: int | None = None) -> Entry:
     """Move a finished temp file (same file system) to its landing name: fsync, rename
     (exclusive: FileExistsError if `path` exists), fsync the folder, then record it in the
@@ -248,7 +248,7 @@ def publish(tmp: Path | str, path: Path | str, *, source: str, exclusive: bool =
     tmp, path = Path(tmp), Path(path)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
-    entry = describe(tmp, recorded_by=source, lines=lines is None, name=path.name)
+    entry = describe(tmp, recorded_by=recorded_by, lines=lines is None, name=path.name)
     if lines is not None:
         entry = dataclasses.replace(entry, lines=lines)
     if exclusive:

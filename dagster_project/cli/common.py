@@ -41,3 +41,13 @@ def ensure_manifest() -> None:
 
         console.print("building the dbt manifest (first run)…")
         run_dbt(["parse", "--quiet"])
+
+
+def readable_warehouse(settings) -> Path:
+    """What the commands that only read use: the analysts' copy once published, else the
+    warehouse itself; a clear error if there is neither."""
+    path = (settings.published_warehouse if settings.published_warehouse.exists()
+            else settings.warehouse)
+    if not path.exists():
+        fail(f"no warehouse in {settings.data_dir}: run `observatoire run` first")
+    return path

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dagster_project import months as m
-from dagster_project.cli.common import configure, console, fail
+from dagster_project.cli.common import configure, console, fail, readable_warehouse
 
 
 def export(
@@ -36,18 +36,16 @@ def export(
         fail("give --departement or --region, not both")
     configure(data_dir)
     s = load_settings()
-    source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
-    if not source.exists():
-        fail(f"no warehouse in {s.data_dir}: run `observatoire run` first")
+    warehouse = readable_warehouse(s)
     try:
         if departement is not None or region is not None:
             kind, code = ("departement", departement) if departement is not None else ("region", region)
-            files = [export_area(source, mo, s.exports_dir, kind, code.strip().upper(),
+            files = [export_area(warehouse, mo, s.exports_dir, kind, code.strip().upper(),
                                  dialect=dialect)]
         else:
-            files = export_month(source, mo, s.exports_dir, dialect=dialect)
+            files = export_month(warehouse, mo, s.exports_dir, dialect=dialect)
             if report:
-                files.append(render_report(source, mo, s.exports_dir))
+                files.append(render_report(warehouse, mo, s.exports_dir))
     except ValueError as exc:
         fail(str(exc))
     areas = [f for f in files if f.parent.name in ("departements", "regions")]
@@ -74,11 +72,9 @@ def site(
         fail(str(exc))
     configure(data_dir)
     s = load_settings()
-    source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
-    if not source.exists():
-        fail(f"no warehouse in {s.data_dir}: run `observatoire run` first")
+    warehouse = readable_warehouse(s)
     try:
-        stats = build_site(source, s.exports_dir, s.site_dir, months)
+        stats = build_site(warehouse, s.exports_dir, s.site_dir, months)
     except ValueError as exc:
         fail(str(exc))
     console.print(f"  {s.site_dir}: {stats.pages:,} pages, {stats.files:,} files, "
@@ -109,10 +105,10 @@ def chart(
 
     configure(data_dir)
     s = load_settings()
-    source = s.published_warehouse if s.published_warehouse.exists() else s.warehouse
+    warehouse = readable_warehouse(s)
     out = out or s.exports_dir / "territoires" / f"{territory.replace(':', '_')}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        console.print(str(territory_chart(source, territory, out)))
+        console.print(str(territory_chart(warehouse, territory, out)))
     except ValueError as exc:
         fail(str(exc))

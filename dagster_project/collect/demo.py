@@ -487,7 +487,7 @@ def _publish(written: Path, dest_dir: Path, lines: int) -> Path:
                                      lines=lines)
         landing.record(dest_dir, [listed])          # no-op when already listed
     else:
-        landing.publish(written, dest, source="demo", exclusive=False, lines=lines)
+        landing.publish(written, dest, recorded_by="demo", exclusive=False, lines=lines)
     legacy = dest_dir / LEGACY_DEMO_FILE
     if legacy.is_file():     # the same data, uncompressed: superseded by demo.ndjson.gz
         legacy.unlink()

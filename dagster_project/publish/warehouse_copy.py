@@ -101,8 +101,8 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> None:
     for schema, view in con.execute("""select schema_name, view_name from duckdb_views()
             where database_name = current_database() and not internal""").fetchall():
         con.execute(f'drop view "{schema}"."{view}"')
-    source, target = _tables(con, "src"), _tables(con)
-    for (schema, table), columns in source.items():
+    copied, target = _tables(con, "src"), _tables(con)
+    for (schema, table), columns in copied.items():
         q = f'"{schema}"."{table}"'
         if ("month", "DATE") in columns and schema not in WHOLE_SCHEMAS and target.get((schema, table)) == columns:
             con.execute(f"delete from {q} where month = any(?)", [months])
@@ -110,7 +110,7 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> None:
         else:
             con.execute(f'create schema if not exists "{schema}"')
             con.execute(f"create or replace table {q} as select * from src.{q}")
-    for schema, table in set(target) - set(source) - {("meta", "publication")}:
+    for schema, table in set(target) - set(copied) - {("meta", "publication")}:
         con.execute(f'drop table "{schema}"."{table}"')
     for schema, sql in con.execute("""select schema_name, sql from duckdb_views()
             where database_name = 'src' and not internal""").fetchall():

@@ -43,7 +43,7 @@ def data(tmp_path):
             if i == 2:
                 lines.append('{"truncated": ')          # rejected, counted
             landing.write_landing_file(land / key / f"graph_api-{i}.ndjson.gz", lines,
-                                       source="graph_api")
+                                       recorded_by="graph_api")
     load_months(root / "warehouse.duckdb", land, [JULY, AUGUST], now=NOW)
     return root
 
@@ -79,9 +79,9 @@ def test_written_files_are_gzip_listed_and_checkable_with_sha256sum(data):
     assert proc.returncode == 0 and proc.stdout.count(": OK") == 2, proc.stdout + proc.stderr
     # never over an existing file
     with pytest.raises(FileExistsError):
-        landing.write_landing_file(folder / "graph_api-1.ndjson.gz", ["{}"], source="graph_api")
+        landing.write_landing_file(folder / "graph_api-1.ndjson.gz", ["{}"], recorded_by="graph_api")
     with pytest.raises(ValueError):
-        landing.write_landing_file(folder / "x.ndjson", ["{}"], source="graph_api")
+        landing.write_landing_file(folder / "x.ndjson", ["{}"], recorded_by="graph_api")
     report = check(data)
     assert report.ok and report.files == 4 and report.loaded == 4, report.findings
 
@@ -184,7 +184,7 @@ def test_backup_is_incremental_and_verified(data, tmp_path):
     land = data / "landing" / "instagram"
     assert tree(dest / "landing" / "instagram") == tree(land)
     landing.write_landing_file(land / "2021-09" / "graph_api-1.ndjson.gz",
-                               [snap("a", "2021-09-01T10:00:00Z")], source="graph_api")
+                               [snap("a", "2021-09-01T10:00:00Z")], recorded_by="graph_api")
     second = archive_backup.backup(land, dest, archive_backup.registry_files(data, [registry]))
     assert second.ok and second.copied == ["2021-09/graph_api-1.ndjson.gz"]
     assert second.skipped == 4
@@ -273,7 +273,7 @@ def test_the_demo_writes_only_gzip_listed_files_and_a_rerun_rewrites_nothing(tmp
     (land / "2021-07").mkdir(parents=True)
     (land / "2021-07" / "demo.ndjson").write_text("{}\n")      # a demo file of old
     landing.write_landing_file(land / "2021-07" / "graph_api-1.ndjson.gz",
-                               [snap("a", "2021-07-02T10:00:00Z")], source="graph_api")
+                               [snap("a", "2021-07-02T10:00:00Z")], recorded_by="graph_api")
     result = demo.simulate(accounts, [JULY, AUGUST], land, now=now)
     names = sorted(str(p.relative_to(land)) for p in land.rglob("*") if p.is_file())
     assert names == ["2021-07/MANIFEST.tsv", "2021-07/demo.ndjson.gz",

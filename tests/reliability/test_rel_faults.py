@@ -199,7 +199,7 @@ def test_disk_full_reported_by_fsync(export_warehouse, tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(csv_export.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(OSError) as info:
         export_month(export_warehouse, july, tmp_path, dialect="rfc4180")
     monkeypatch.undo()

@@ -41,7 +41,7 @@ class BatchWriter:
                 if path.exists():
                     continue
                 try:
-                    write_landing_file(path, lines, source=SOURCE)
+                    write_landing_file(path, lines, recorded_by=SOURCE)
                 except FileExistsError:
                     continue
                 break

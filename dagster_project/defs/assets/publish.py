@@ -59,9 +59,9 @@ def monthly_exports(context: AssetExecutionContext,
     from dagster_project.publish.exports.report import render_report
 
     settings = observatoire.settings()
-    source = settings.published_warehouse  # never the file being written by another run
+    published = settings.published_warehouse  # never the file being written by another run
     window = window_months(context)
-    months = months_with_data(source, window)
+    months = months_with_data(published, window)
     empty = [m.month_key(mo) for mo in window if mo not in months]
     if empty:
         context.log.warning(f"no data (no rankings, no alerts) for {len(empty)} month(s), "
@@ -71,13 +71,13 @@ def monthly_exports(context: AssetExecutionContext,
                                            "months_without_data": ", ".join(empty)})
     # One connection for the whole range; two threads (a cursor each): DuckDB reads release
     # the GIL while the other thread writes CSV.
-    with connect(source, read_only=True) as con, ThreadPoolExecutor(max_workers=2) as pool:
+    with connect(published, read_only=True) as con, ThreadPoolExecutor(max_workers=2) as pool:
         def export(month):
             with con.cursor() as cur:
                 return len(export_month(cur, month, settings.exports_dir))
         files = sum(pool.map(export, months))
     for month in months[-REPORT_MONTHS:]:
-        render_report(source, month, settings.exports_dir)
+        render_report(published, month, settings.exports_dir)
         files += 1
     last = settings.exports_dir / m.month_key(months[-1])
     return MaterializeResult(metadata={

@@ -20,22 +20,21 @@ Formatting decisions (documented to journalists in LISEZMOI.txt):
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
-import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from dagster_project.files import fsync_dir, write_bytes_atomically
+from dagster_project.files import (
+    DIR_MODE,
+    fsync_dir,
+    replace_dir_atomically,
+    write_bytes_atomically,
+)
 from dagster_project.months import month_key
 from dagster_project.publish.exports.areas import KINDS, Area, group_by_area
 from dagster_project.publish.exports.lisezmoi import readme_text
@@ -96,7 +95,6 @@ AREA_HEADERS = ["catégorie", "rang national", "Top N national", "rang local",
 ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détail",
                  "dernier mois classé", "dernier rang", "données"]
 
-DIR_MODE = 0o755     # mkdtemp would leave 0700
 
 
 # ---------------------------------------------------------------- CSV rows
@@ -178,74 +176,6 @@ def _write_csv(path: Path, dialect: ExportDialect, header: list[str],
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
-
-
-# ---------------------------------------------------------------- atomic folder swap
-
-def replace_dir_atomically(final: Path, build: Callable[[Path], None]) -> None:
-    """Build a folder in a temp dir next to `final`, then swap it in.
-
-    On any failure while building, the previous `final` is untouched and the temp dir is
-    removed. The swap is rename(old → backup), rename(new → final), delete backup; if the
-    second rename fails the backup is put back.
-    """
-    final = Path(final)
-    parent = final.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with _dir_lock(parent):
-        _replace_dir_locked(final, build)
-
-
-@contextlib.contextmanager
-def _dir_lock(folder: Path) -> Iterator[None]:
-    """Serialise concurrent swaps in one exports folder: flock on the folder itself
-    (POSIX; leaves no lock file behind). A no-op where flock is unavailable."""
-    try:
-        import fcntl
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):          # pragma: no cover - Windows
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)                        # closing releases the lock
-
-
-def _replace_dir_locked(final: Path, build: Callable[[Path], None]) -> None:
-    parent = final.parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
-    try:
-        os.chmod(tmp, DIR_MODE)
-        build(tmp)
-        _fsync_tree(tmp)
-        backup = None
-        if final.exists():
-            backup = parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(final, backup)
-        try:
-            os.rename(tmp, final)
-        except BaseException:
-            if backup is not None:
-                os.rename(backup, final)
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-    fsync_dir(parent)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.iterdir():
-        if p.is_dir():
-            _fsync_tree(p)
-        elif p.is_file():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-    fsync_dir(folder)
 
 
 # ---------------------------------------------------------------- entry point
@@ -342,4 +272,4 @@ def export_area(warehouse: Path, month: dt.date, exports_dir: Path, kind: str, c
 __all__ = ["DIALECTS", "ExportDialect", "alert_record", "area_record", "evolution",
            "export_area", "export_month",
            "first_of_month", "get_dialect", "months_with_data", "neutralise", "ranking_record",
-           "read_month", "readme_text", "replace_dir_atomically"]
+           "read_month", "readme_text"]

@@ -4,11 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dagster_project.publish.exports.texts import (
-    REFERENCE_DATA,
-    count_word,
-    weights_text,
-)
+from dagster_project.publish.exports.texts import REFERENCE_DATA, count_word, weights_text
 from dagster_project.settings import PROJECT_ROOT
 
 METHOD_DOC = PROJECT_ROOT / "docs" / "methodologie.md"

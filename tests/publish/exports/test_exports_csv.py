@@ -5,6 +5,7 @@ import csv
 import datetime as dt
 import errno
 import io
+import os
 import re
 from pathlib import Path
 
@@ -328,14 +329,14 @@ def test_failing_readme_keeps_the_old_export(warehouse, july, tmp_path, monkeypa
 def test_failing_swap_restores_the_old_export(warehouse, july, tmp_path, monkeypatch):
     export_month(warehouse, july, tmp_path)
     before = snapshot(tmp_path / "2021-07")
-    real_rename = csv_export.os.rename
+    real_rename = os.rename
 
     def rename(src, dst):
         if ".tmp-" in Path(src).name:               # new folder → final: fails
             raise OSError(errno.EIO, "I/O error")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(csv_export.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="I/O error"):
         export_month(warehouse, july, tmp_path, dialect="rfc4180")
     monkeypatch.undo()
