@@ -1,11 +1,11 @@
 """Files replaced atomically: a reader sees the old file or the new one, never half of one.
 
-Every file the project writes goes through a temporary name in the destination's folder
-(readable by all: mkstemp would make it private), renamed over the destination when it is
-complete, removed if writing fails. `durable=True` also fsyncs the file and its folder (the
-landing archive, the registry, backups: files that must survive a power cut);
-`exclusive=True` never replaces an existing file (FileExistsError). A whole folder (a
-month's exports) is swapped in by `replace_dir_atomically`.
+Every file the project writes goes through a temporary name in the destination's folder,
+made readable by all, renamed over the destination when it is complete, removed if writing
+fails. `durable=True` also fsyncs the file and its folder (the landing archive, the
+registry, backups: files that must survive a power cut); `exclusive=True` never replaces an
+existing file (FileExistsError). A whole folder (a month's exports) is swapped in by
+`replace_dir_atomically`.
 """
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-FILE_MODE, DIR_MODE = 0o644, 0o755      # mkstemp / mkdtemp would leave 0600 / 0700
+FILE_MODE, DIR_MODE = 0o644, 0o755      # whatever the umask; mkdtemp would leave 0700
+
+
+def temp_name(path: Path) -> Path:
+    """A hidden name beside `path` that no other writer uses at the same time (process and
+    thread in the name): a reader listing the folder skips it, a rename publishes it."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
 @contextlib.contextmanager
@@ -28,12 +35,10 @@ def atomic_path(path: Path | str, *, durable: bool = False,
     copy): it replaces `path` when the block ends, and is removed if the block raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, FILE_MODE)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temp_name(path)
     try:
         yield tmp
+        os.chmod(tmp, FILE_MODE)
         if durable:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -26,13 +26,18 @@ import fcntl
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster_project.files import fsync_dir, link_exclusive, write_bytes_atomically
+from dagster_project.files import (
+    FILE_MODE,
+    fsync_dir,
+    link_exclusive,
+    temp_name,
+    write_bytes_atomically,
+)
 from dagster_project.months import month_key
 
 LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz")
@@ -224,15 +229,14 @@ def write_landing_file(path: Path | str, lines: list[str], *, recorded_by: str,
     if not path.name.endswith(".ndjson.gz"):
         raise ValueError(f"landing files are written compressed (*.ndjson.gz), not {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    tmp = temp_name(path)
     try:
-        os.fchmod(fd, 0o644)                        # mkstemp makes it private
-        with os.fdopen(fd, "wb") as raw, \
+        with open(tmp, "wb") as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
             for line in lines:
                 fh.write(line.rstrip("\n").encode("utf-8"))
                 fh.write(b"\n")
+        os.chmod(tmp, FILE_MODE)
         publish(tmp, path, recorded_by=recorded_by, exclusive=exclusive)
     finally:
         tmp.unlink(missing_ok=True)
