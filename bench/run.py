@@ -27,7 +27,8 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dagster_project import months as m
-from dagster_project.load.snapshots import load_months, month_files
+from dagster_project.archive.landing import month_files
+from dagster_project.load.snapshots import load_months
 
 BIN = Path(sys.executable).parent
 
