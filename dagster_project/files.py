@@ -120,7 +120,7 @@ def replace_dir_atomically(final: Path, build: Callable[[Path], None]) -> None:
 
 @contextlib.contextmanager
 def _dir_lock(folder: Path) -> Iterator[None]:
-    """Serialise concurrent swaps in one exports folder: flock on the folder itself
+    """Serialise concurrent swaps in one folder: flock on the folder itself
     (POSIX; leaves no lock file behind). A no-op where flock is unavailable."""
     try:
         import fcntl

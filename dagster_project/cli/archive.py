@@ -1,7 +1,6 @@
 """`observatoire verify` and `observatoire backup --to DIR`: the archive's commands."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -9,16 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dagster_project.cli.common import console
-
-
-def _settings(data_dir: Path | None):
-    from dagster_project.settings import load_settings
-
-    if data_dir is None:
-        return load_settings()
-    return load_settings({**os.environ,
-                          "OBSERVATOIRE_DATA_DIR": str(Path(data_dir).resolve())})
+from dagster_project.cli.common import console, settings_for
 
 
 def verify(
@@ -35,7 +25,7 @@ def verify(
     from dagster_project import months as m
     from dagster_project.archive import verify as archive
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     try:
         months = sorted({m.month_key(m.parse_month(x)) for x in month}) if month else None
         started = time.monotonic()
@@ -69,7 +59,7 @@ def backup(
     from dagster_project.archive import backup as archive_backup
     from dagster_project.archive import verify as archive
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     to = Path(to).resolve()
     if to == settings.data_dir or settings.data_dir in to.parents:
         console.print("[bold red]error:[/] the backup folder must be outside the data folder")

@@ -51,3 +51,13 @@ def readable_warehouse(settings) -> Path:
     if not path.exists():
         fail(f"no warehouse in {settings.data_dir}: run `observatoire run` first")
     return path
+
+
+def settings_for(data_dir: Path | None):
+    """The settings of a command that only reads or reports (no Dagster run): the
+    environment's, with `--data-dir` in place of OBSERVATOIRE_DATA_DIR when given."""
+    from dagster_project.settings import load_settings
+
+    if data_dir is None:
+        return load_settings()
+    return load_settings({**os.environ, "OBSERVATOIRE_DATA_DIR": str(Path(data_dir).resolve())})

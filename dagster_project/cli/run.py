@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dagster_project import months as m
-from dagster_project.cli.common import configure, console, ensure_manifest, fail
+from dagster_project.cli.common import configure, console, ensure_manifest, fail, settings_for
 
 STEPS = {  # Dagster step key → what the user sees
     "landing__instagram_snapshots": "collect snapshots",
@@ -250,16 +250,13 @@ def status(
     from dagster_project.collect.window import month_status
     from dagster_project.registry.accounts import read_registry
     from dagster_project.registry.territories import territory_ids
-    from dagster_project.settings import load_settings
 
     try:
         mo = m.parse_month(month) if month else m.current_month()
         plan_settings = load_plan_settings()
     except ValueError as exc:
         fail(str(exc))
-    if data_dir is not None:
-        os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
-    settings = load_settings()
+    settings = settings_for(data_dir)
     registry = accounts or settings.accounts_file
     try:
         accs, rejected = read_registry(registry, territory_ids())

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from dagster_project.cli.common import configure, console, fail
+from dagster_project.cli.common import configure, console, fail, settings_for
 
 
 def ui(
@@ -84,11 +84,8 @@ def alert(
     import socket
 
     from dagster_project.service import alerts
-    from dagster_project.settings import load_settings
 
-    if data_dir is not None:
-        os.environ["OBSERVATOIRE_DATA_DIR"] = str(Path(data_dir).resolve())
-    settings = load_settings()
+    settings = settings_for(data_dir)
     try:
         channels = alerts.load_alert_settings().channels
     except ValueError as exc:
