@@ -25,13 +25,13 @@ epci_departement as (
 ),
 
 population_by_departement as (
-    select vintage, code_departement, sum(population) as population,
+    select vintage, code_departement, sum(population)::bigint as population,
     from communes
     group by all
 ),
 
 population_by_region as (
-    select vintage, code_region, sum(population) as population,
+    select vintage, code_region, sum(population)::bigint as population,
     from communes
     group by all
 ),
