@@ -6,8 +6,8 @@
     departements/<code>.html, regions/<code>.html, zones.html  each area's ranked territories
                                     (latest month, national and local rank), and their list
     mois.html, methode.html, sources.html, telechargements.html
-    donnees/rankings.parquet        every row of marts.fct_monthly_rankings
-    donnees/<YYYY-MM>/classements.parquet  the month's rows (rankings.parquet is joined from them)
+    donnees/classements/mois=<YYYY-MM>/classements.parquet  every row of
+                                    marts.fct_monthly_rankings, a file per month (hive layout)
     donnees/<YYYY-MM>/*.csv         the month's journalist exports (copied, with its
                                     departements/ and regions/ folders)
     assets/                         site.css, site.js, recherche.js (search index), mois.js
@@ -42,7 +42,6 @@ from dagster_project.months import month_key
 from dagster_project.publish.exports.areas import KINDS, group_by_area
 from dagster_project.publish.exports.texts import ALERT_WORDING
 from dagster_project.publish.formatting import month_label_fr
-from dagster_project.publish.site import parquet_join
 from dagster_project.publish.site.cells import (
     history_rows,
     local_move_cell,
@@ -73,8 +72,9 @@ TERRITORY_POSTS = 24
 PARALLEL_TERRITORIES = 2000   # past this many territory pages, one process per core
 PARALLEL_MONTHS = 12          # … or this many months of ranking pages
 MAX_WORKERS = 4
-MONTH_PARQUET = "classements.parquet"   # a month's rankings, beside its CSV files
-CHANGES_KEY = "observatoire.changes"  # in rankings.parquet: the last meta.changes row it holds
+DATASET = "classements"              # donnees/classements/: the rankings, hive-partitioned
+MONTH_PARQUET = "classements.parquet"   # a month's file: classements/mois=<YYYY-MM>/
+STATE_FILE = ".etat.json"  # in the dataset: the last meta.changes row it holds, the columns
 MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel", "REELS": "reel"}
 
 
@@ -333,8 +333,8 @@ def write_assets(data: SiteData, out: Path) -> None:
 
 def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path,
                     months: list[dt.date], all_months: list[dt.date]) -> tuple[int, int]:
-    """Copy the CSV exports of `months`; bring rankings.parquet up to date with every month
-    in `all_months`. Returns its (rows, bytes)."""
+    """Copy the CSV exports of `months`; bring the rankings dataset up to date with every
+    month in `all_months`. Returns its (rows, bytes)."""
     folder = out / "donnees"
     folder.mkdir(parents=True, exist_ok=True)
     for month in months:
@@ -346,41 +346,68 @@ def write_downloads(con: duckdb.DuckDBPyConnection, exports_dir: Path, out: Path
             if sub and not (src / sub).is_dir():
                 continue
             _copy_csv_folder(src / sub, folder / month_key(month) / sub,
-                             keep={MONTH_PARQUET, *AREA_FOLDERS} if not sub else set())
+                             keep=set(AREA_FOLDERS) if not sub else set())
     return write_parquet(con, folder, months, all_months)
 
 
 def write_parquet(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt.date],
                   all_months: list[dt.date]) -> tuple[int, int]:
-    """rankings.parquet, every month in one file, joined from one file per month
-    (`<YYYY-MM>/classements.parquet`, a download too): only the months of this build, the
-    months changed in the warehouse since the file was last joined (meta.changes) and the
-    missing ones are encoded again; the others are copied as bytes (`parquet_join`)."""
-    parquet = folder / "rankings.parquet"
+    """The rankings of every month as a hive-partitioned Parquet dataset,
+    `classements/mois=<YYYY-MM>/classements.parquet` (one glob reads it whole: DuckDB,
+    pandas, pyarrow). Only the months of this build, the months changed in the warehouse
+    since the last build (meta.changes, as recorded in the dataset's `.etat.json`) and the
+    missing ones are encoded again: a month costs the same in year ten. Returns the
+    dataset's (rows, bytes)."""
+    dataset = folder / DATASET
+    state_path = dataset / STATE_FILE
     mark = _last_change(con)
+    columns = [list(c) for c in con.execute(
+        """select column_name, data_type from information_schema.columns
+           where table_schema = 'marts' and table_name = 'fct_monthly_rankings'
+           order by ordinal_position""").fetchall()]
     try:
-        done = parquet_join.key_values(parquet).get(CHANGES_KEY)
+        state = json.loads(state_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        done = None
+        state = {}
+    done = state.get("changes") if state.get("columns") == columns else None
     stale = set(all_months)
-    if mark and done and con.execute(   # the log the file was joined with, not a new one
+    if mark and done and con.execute(   # the log the dataset was written with, not a new one
             "select count(*) from meta.changes where seq || ' ' || recorded_at = ?",
             [done]).fetchone()[0]:
         stale = set(months) | {mo for a, b in con.execute(
             "select month_from, month_to from meta.changes where seq > ?",
             [int(done.split()[0])]).fetchall() for mo in all_months if a <= mo <= b}
-    parts = [folder / month_key(mo) / MONTH_PARQUET for mo in all_months]
-    stale |= {mo for mo, part in zip(all_months, parts) if not part.exists()}
-    _encode_months(con, folder, sorted(stale))
-    meta = {CHANGES_KEY: mark} if mark else {}
+    if not state:   # first build of a dataset, or of a site from before it: no older copies
+        (folder / "rankings.parquet").unlink(missing_ok=True)
+        for old in folder.glob(f"*/{MONTH_PARQUET}"):
+            old.unlink()
+    files = {mo: _month_file(dataset, mo) for mo in all_months}
+    stale |= {mo for mo, path in files.items() if not path.exists()}
+    _encode_months(con, dataset, sorted(stale))
+    for part in dataset.glob("mois=*"):        # months no longer ranked
+        if part.is_dir() and part / MONTH_PARQUET not in files.values():
+            shutil.rmtree(part, ignore_errors=True)
+    rows = con.execute("select count(*) from marts.fct_monthly_rankings").fetchone()[0]
+    if _rows_in(con, list(files.values())) != rows:   # a file damaged, cut or foreign
+        _encode_months(con, dataset, all_months)
+    write_text_atomically(state_path, json.dumps({"changes": mark, "columns": columns}))
+    return rows, sum(path.stat().st_size for path in files.values())
+
+
+def _month_file(dataset: Path, month: dt.date) -> Path:
+    return dataset / f"mois={month_key(month)}" / MONTH_PARQUET
+
+
+def _rows_in(con: duckdb.DuckDBPyConnection, files: list[Path]) -> int | None:
+    """Rows of `files` read from their footers (None: one is missing or not Parquet)."""
+    if not files:
+        return 0
     try:
-        rows = parquet_join.join(parts, parquet, meta)
-    except (OSError, ValueError):   # a part of other columns (the model changed), damaged, gone
-        rows = None
-    if rows != con.execute("select count(*) from marts.fct_monthly_rankings").fetchone()[0]:
-        _encode_months(con, folder, all_months)     # every month again
-        rows = parquet_join.join(parts, parquet, meta)
-    return rows, parquet.stat().st_size
+        with con.cursor() as cur:
+            return cur.execute("select sum(num_rows) from parquet_file_metadata(?)",
+                               [[str(f) for f in files]]).fetchone()[0]
+    except duckdb.Error:
+        return None
 
 
 def _last_change(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -394,10 +421,10 @@ def _last_change(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
-def _encode_months(con: duckdb.DuckDBPyConnection, folder: Path, months: list[dt.date]) -> None:
+def _encode_months(con: duckdb.DuckDBPyConnection, dataset: Path, months: list[dt.date]) -> None:
     """One Parquet file per month, two months at a time (a cursor each)."""
     def encode(month: dt.date) -> None:
-        part = folder / month_key(month) / MONTH_PARQUET
+        part = _month_file(dataset, month)
         with atomic_path(part) as tmp, con.cursor() as cur:
             cur.execute(f"""copy (select * from marts.fct_monthly_rankings where month = ?
                                   order by category, rank)
@@ -422,12 +449,21 @@ def _copy_csv_folder(src: Path, dst: Path, keep: set[str]) -> None:
             old.unlink(missing_ok=True)
 
 
-def download_files(out: Path) -> list[tuple[str, list[str]]]:
+def download_files(out: Path) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Per month, newest first: (YYYY-MM, [(file name, link from the site's root)]): its
+    exports' files, then its file of the rankings dataset."""
     folder = out / "donnees"
-    return [(d.name, sorted(f.name for f in d.iterdir()
-                            if f.is_file() and not f.name.startswith(".")))
-            for d in sorted(folder.iterdir(), reverse=True)
-            if d.is_dir() and not d.name.startswith(".")]
+    listing = []
+    for d in sorted(folder.iterdir(), reverse=True):
+        if not d.is_dir() or d.name.startswith(".") or d.name == DATASET:
+            continue
+        files = [(f.name, f"donnees/{d.name}/{f.name}") for f in sorted(d.iterdir())
+                 if f.is_file() and not f.name.startswith(".")]
+        parquet = folder / DATASET / f"mois={d.name}" / MONTH_PARQUET
+        if parquet.is_file():
+            files.append((MONTH_PARQUET, parquet.relative_to(out).as_posix()))
+        listing.append((d.name, files))
+    return listing
 
 
 def _size_text(n: int) -> str:

@@ -1,4 +1,4 @@
-"""The site's files: every link resolves, the Parquet download, best posts, partial builds."""
+"""The site's files: every link resolves, the Parquet dataset, best posts, partial builds."""
 from __future__ import annotations
 
 import datetime as dt
@@ -53,16 +53,20 @@ def test_link_checker_sees_a_broken_link(tmp_path):
 
 
 @pytest.mark.slow
-def test_parquet_has_exactly_the_rankings(demo_run):
-    parquet = demo_run / "site" / "donnees" / "rankings.parquet"
+def test_parquet_dataset_has_exactly_the_rankings(demo_run):
+    site = demo_run / "site"
+    dataset = f"""(select * exclude (mois) from read_parquet(
+        '{site}/donnees/classements/*/*.parquet', hive_partitioning = true))"""
     with duckdb.connect(str(demo_run / "published" / "warehouse.duckdb"), read_only=True) as con:
         n = con.execute("select count(*) from marts.fct_monthly_rankings").fetchone()[0]
         assert n > 1000
-        assert con.execute(f"select count(*) from '{parquet}'").fetchone()[0] == n
-        for a, b in ((f"'{parquet}'", "marts.fct_monthly_rankings"),
-                     ("marts.fct_monthly_rankings", f"'{parquet}'")):
+        assert con.execute(f"select count(*) from {dataset}").fetchone()[0] == n
+        for a, b in ((dataset, "marts.fct_monthly_rankings"), ("marts.fct_monthly_rankings", dataset)):
             assert con.execute(f"select count(*) from (from {a} except all from {b})").fetchone()[0] == 0
-    assert any((demo_run / "site" / "donnees" / E2E_TO).glob("*.csv"))
+    assert any((site / "donnees" / E2E_TO).glob("*.csv"))
+    page = (site / "telechargements.html").read_text(encoding="utf-8")
+    assert f'href="donnees/classements/mois={E2E_TO}/classements.parquet"' in page
+    assert "classements/*/*.parquet" in page
 
 
 @pytest.mark.slow
