@@ -52,7 +52,8 @@ BUILD_TIME = re.compile(rb"((?:g\xc3\xa9n\xc3\xa9r\xc3\xa9 le|r\xc3\xa9alis\xc3\
 def _digest(path: Path) -> str:
     if path.suffix == ".parquet":
         con = duckdb.connect()
-        rows = con.execute("select * from read_parquet(?) order by all", [str(path)]).fetchall()
+        rows = con.execute("select * from read_parquet(?, hive_partitioning = false) order by all",
+                           [str(path)]).fetchall()
         con.close()
         return "rows:" + hashlib.sha256(repr(rows).encode()).hexdigest()
     return hashlib.sha256(BUILD_TIME.sub(rb"\1<time>", path.read_bytes())).hexdigest()

@@ -114,12 +114,12 @@ def replace_dir_atomically(final: Path, build: Callable[[Path], None]) -> None:
     final = Path(final)
     parent = final.parent
     parent.mkdir(parents=True, exist_ok=True)
-    with _dir_lock(parent):
+    with dir_lock(parent):
         _replace_dir_locked(final, build)
 
 
 @contextlib.contextmanager
-def _dir_lock(folder: Path) -> Iterator[None]:
+def dir_lock(folder: Path) -> Iterator[None]:
     """Serialise concurrent swaps in one folder: flock on the folder itself
     (POSIX; leaves no lock file behind). A no-op where flock is unavailable."""
     try:

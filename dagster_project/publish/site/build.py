@@ -18,6 +18,7 @@ pages, the pages of the territories ranked in them, and the shared pages).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -25,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -37,7 +39,7 @@ import duckdb
 import jinja2
 from markupsafe import Markup
 
-from dagster_project.files import atomic_path, write_text_atomically
+from dagster_project.files import DIR_MODE, atomic_path, dir_lock, write_text_atomically
 from dagster_project.months import month_key
 from dagster_project.publish.exports.areas import KINDS, group_by_area
 from dagster_project.publish.exports.texts import ALERT_WORDING
@@ -72,6 +74,7 @@ TERRITORY_POSTS = 24
 PARALLEL_TERRITORIES = 2000   # past this many territory pages, one process per core
 PARALLEL_MONTHS = 12          # … or this many months of ranking pages
 MAX_WORKERS = 4
+TERRITORIES = "territoires"             # a page per ranked territory
 DATASET = "classements"              # donnees/classements/: the rankings, hive-partitioned
 MONTH_PARQUET = "classements.parquet"   # a month's file: classements/mois=<YYYY-MM>/
 STATE_FILE = ".etat.json"  # in the dataset: the last meta.changes row it holds, the columns
@@ -191,16 +194,15 @@ def render_areas(data: SiteData, out: Path, rankings: dict[str, list[dict[str, A
     rows = [r for c in data.categories for r in rankings.get(c["category"], [])]
     names = {(kind, code): name for kind, code, name, _ in data.areas}
     by_area = {(kind, a.code): a.rows for kind in KINDS for a in group_by_area(rows, kind)}
+    csv_months = area_csv_months(out, data.months)
     pages = 0
     for kind, code, name, region in data.areas:
         mine = by_area.get((kind, code), [])
         ids = {r["territory_id"] for r in mine}
         sections = [(c, [r for r in mine if r["category"] == c["category"]])
                     for c in data.categories]
-        csv_months = [mo for mo in reversed(data.months)
-                      if (out / "donnees" / month_key(mo) / KINDS[kind][0] / f"{code}.csv").exists()]
         pages += _write(out / area_page(kind, code), template.render(
-            csv_months=csv_months,
+            csv_months=csv_months.get((KINDS[kind][0], code), []),
             **base, root="../", kind=kind, code=code, name=name, month=month,
             sections=[(c, rs) for c, rs in sections if rs], labels=labels, names=data.names,
             counts={c: n for (mo, c), n in data.ranked_counts.items() if mo == month},
@@ -226,58 +228,120 @@ def render_areas(data: SiteData, out: Path, rankings: dict[str, list[dict[str, A
     return pages
 
 
-def render_territories(con: duckdb.DuckDBPyConnection, data: SiteData, out: Path,
+def area_csv_months(out: Path, months: list[dt.date]) -> dict[tuple[str, str], list[dt.date]]:
+    """(area folder, code) → the months with that area's CSV download, newest first: one
+    directory listing per month and folder, not one lookup per area and month."""
+    found: dict[tuple[str, str], list[dt.date]] = defaultdict(list)
+    for month in reversed(months):
+        for folder in AREA_FOLDERS:
+            try:
+                names = os.listdir(out / "donnees" / month_key(month) / folder)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.endswith(".csv"):
+                    found[(folder, name[:-4])].append(month)
+    return found
+
+
+def render_territories(con: duckdb.DuckDBPyConnection, data: SiteData, folder: Path,
                        territory_ids: list[str], base: dict[str, Any]) -> int:
-    """Write the pages of `territory_ids`, a batch of histories at a time."""
+    """Write the pages of `territory_ids` into `folder`, a batch of histories at a time."""
     template = _env().get_template("territory.html.j2")
     posts = _posts_by(data, "territory_id")
     pages = 0
     for history, alerts in territory_batches(con, territory_ids, data.months):
         for tid, h in history.items():
             ctx = territory_context(h, data, posts.get((tid,), []), alerts.get(tid, []))
-            pages += _write(out / "territoires" / f"{slug(tid)}.html",
+            pages += _write(folder / f"{slug(tid)}.html",
                             template.render(**base, root="../", **ctx))
     return pages
 
 
 RENDERERS = {"categories": render_categories, "territories": render_territories}
-_shared: tuple = ()    # (warehouse, data, out, base) of a worker process, set once
+_shared: tuple = ()    # (warehouse, data, destinations, base) of a worker process, set once
 
 
-def _init_worker(warehouse: Path, data: SiteData, out: Path, base: dict[str, Any]) -> None:
+def _init_worker(warehouse: Path, data: SiteData, destinations: dict[str, Path],
+                 base: dict[str, Any]) -> None:
     global _shared
-    _shared = (warehouse, data, out, base)
+    _shared = (warehouse, data, destinations, base)
 
 
 def _worker(kind: str, items: list) -> int:
-    warehouse, data, out, base = _shared
+    warehouse, data, destinations, base = _shared
     with connect(warehouse, read_only=True) as con:
-        return RENDERERS[kind](con, data, out, items, base)
+        return RENDERERS[kind](con, data, destinations[kind], items, base)
 
 
 def render_months_and_territories(con: duckdb.DuckDBPyConnection, warehouse: Path,
                                   data: SiteData, out: Path, months: list[dt.date],
-                                  territory_ids: list[str], base: dict[str, Any]) -> int:
-    """The month ranking pages and the territory pages, most of the site. Past
-    PARALLEL_TERRITORIES territories or PARALLEL_MONTHS months, they are shared out between
-    one process per core, each with its own read-only connection to the same file (callers'
-    main scripts need the usual `if __name__ == "__main__"` guard, as console scripts have)."""
+                                  territory_ids: list[str], base: dict[str, Any],
+                                  territories_dir: Path) -> int:
+    """The month ranking pages (into `out`) and the territory pages (into
+    `territories_dir`), most of the site. Past PARALLEL_TERRITORIES territories or
+    PARALLEL_MONTHS months, they are shared out between one process per core, each with its
+    own read-only connection to the same file (callers' main scripts need the usual
+    `if __name__ == "__main__"` guard, as console scripts have)."""
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if workers < 2 or (len(territory_ids) < PARALLEL_TERRITORIES
                        and len(months) < PARALLEL_MONTHS):
         return (render_categories(con, data, out, months, base)
-                + render_territories(con, data, out, territory_ids, base))
+                + render_territories(con, data, territories_dir, territory_ids, base))
     n = workers * 4                         # interleaved slices balance big and small ones
     jobs = ([("categories", months[i::n]) for i in range(n) if months[i::n]]
             + [("territories", territory_ids[i::n]) for i in range(n) if territory_ids[i::n]])
+    destinations = {"categories": out, "territories": territories_dir}
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker,
-                             initargs=(warehouse, data, out, base)) as pool:
+                             initargs=(warehouse, data, destinations, base)) as pool:
         return sum(pool.map(_worker, *zip(*jobs)))
 
 
+@contextlib.contextmanager
+def territory_pages(out: Path, *, full: bool, removals: list[threading.Thread]) -> Iterator[Path]:
+    """The folder to write territory pages into. A full build writes `territoires/` of its
+    new site directly. A partial build writes a new folder, adds the pages it did not
+    render (hard links), and swaps it in for `territoires/`: every page a new file, none
+    renamed over an old one (ext4 writes such a file out at once: 36 000 national pages took
+    longer to replace than to render), and a reader sees the old pages or the new ones. The
+    old folder is removed by a thread added to `removals` (the caller joins it): deleting
+    36 000 files takes seconds, which the rest of the build overlaps."""
+    final = out / TERRITORIES
+    if full:
+        final.mkdir(parents=True, exist_ok=True)
+        yield final
+        return
+    final.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{TERRITORIES}-", dir=out))
+    try:
+        os.chmod(new, DIR_MODE)
+        yield new
+        with dir_lock(out):             # two builds at once: the second keeps the first's pages
+            rendered = set(os.listdir(new))
+            for name in os.listdir(final):
+                if name not in rendered and not name.startswith("."):
+                    _link_or_copy(final / name, new / name)
+            old = out / f".{TERRITORIES}-old-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(new, final)
+        removal = threading.Thread(target=shutil.rmtree, args=(old,), kwargs={"ignore_errors": True})
+        removal.start()
+        removals.append(removal)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:                     # a file system without hard links
+        shutil.copy2(src, dst)
+
+
 def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData, out: Path,
-                 months: list[dt.date], *, full: bool) -> int:
+                 months: list[dt.date], *, full: bool, removals: list[threading.Thread]) -> int:
     """Render the pages `months` change; rankings are read a month at a time, territory
     histories a batch of territories at a time (memory does not grow with history)."""
     env = _env()
@@ -289,8 +353,10 @@ def render_pages(con: duckdb.DuckDBPyConnection, warehouse: Path, data: SiteData
     page_months = set(months)
     if not full:
         page_months |= {p for p, _ in (_neighbours(data.months, mo) for mo in months) if p}
-    pages = render_months_and_territories(con, warehouse, data, out, sorted(page_months),
-                                          ranked_territories(con, months), base)
+    with territory_pages(out, full=full, removals=removals) as territories_dir:
+        pages = render_months_and_territories(con, warehouse, data, out, sorted(page_months),
+                                              ranked_territories(con, months), base,
+                                              territories_dir)
 
     latest = data.latest
     provisional = max(data.provisional) if data.provisional else None
@@ -490,8 +556,10 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
         run_months = data.months if full else sorted(set(months) & set(data.months))
         site_dir.parent.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(prefix=".site-", dir=site_dir.parent)) if full else site_dir
+        removals: list[threading.Thread] = []
         try:
-            pages = render_pages(con, warehouse, data, out, run_months, full=full)
+            pages = render_pages(con, warehouse, data, out, run_months, full=full,
+                                 removals=removals)
             write_assets(data, out)
             # after the pages, not meanwhile: sorting every ranking row for the Parquet
             # file beside the page processes took the national run over 2 GiB
@@ -518,6 +586,9 @@ def build_site(warehouse: Path, exports_dir: Path, site_dir: Path,
             if full:
                 shutil.rmtree(out, ignore_errors=True)
             raise
+        finally:
+            for removal in removals:
+                removal.join()
     files = list(_files(site_dir))
     return SiteStats(pages=sum(name.endswith(".html") for name, _ in files), files=len(files),
                      bytes=sum(size for _, size in files),

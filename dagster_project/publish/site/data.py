@@ -213,11 +213,14 @@ def territory_batches(con: duckdb.DuckDBPyConnection, territory_ids: list[str],
         ids = territory_ids[i:i + size]
         charts = con.execute(charts_sql, [months, len(months), ids]).fetchall()
         recent: dict[str, list] = defaultdict(list)
+        cuts = [c[6] for c in charts]
         for row in _dicts(con.execute(f"""
                 select {cols} from marts.fct_monthly_rankings r
                 join (select unnest(?::varchar[]) as cut_id, unnest(?::date[]) as cut)
                   on r.territory_id = cut_id and r.month >= cut
-                order by territory_id, month""", [[c[0] for c in charts], [c[6] for c in charts]]),
+                where r.month >= ?  -- lets DuckDB skip the older months' row groups
+                order by territory_id, month""", [[c[0] for c in charts], cuts,
+                                                  min(cuts, default=dt.date.max)]),
                 RANKING_COLUMNS):
             recent[row["territory_id"]].append(row)
         history = {tid: TerritoryHistory(recent[tid], first, n, rank_hi, fol_lo, fol_hi,

@@ -11,6 +11,7 @@ import pytest
 from pipeline_support import E2E_TO, run_cli
 
 from dagster_project.publish.formatting import fr_number, fr_pct, signed
+from dagster_project.publish.site.build import territory_pages
 from dagster_project.publish.site.data import RANKING_COLUMNS, territory_batches
 from dagster_project.publish.site.method import method_html
 from dagster_project.publish.site.svg import line_chart, year_ticks
@@ -111,8 +112,35 @@ def test_one_month_rebuild_touches_only_that_month(demo_run):
     assert old_month.stat().st_mtime_ns == before
     assert (site / "classements" / E2E_TO / "region.html").stat().st_mtime_ns > before
     assert broken_links(site)[1] == []
+    assert [p.name for p in site.iterdir() if p.name.startswith(".")] == []   # nothing left over
     bad = run_cli(["site", "--month", "2021-13"], demo_run)
     assert bad.returncode != 0 and "2021-13" in bad.stderr
+
+
+def test_a_partial_build_swaps_in_a_new_territory_folder(tmp_path):
+    """Pages are written as new files into a new folder (never renamed over an old page);
+    the pages it did not render are carried over; the old folder goes."""
+    old = tmp_path / "territoires"
+    old.mkdir()
+    (old / "commune-1.html").write_text("kept")
+    (old / "commune-2.html").write_text("old")
+    removals: list = []
+    with territory_pages(tmp_path, full=False, removals=removals) as folder:
+        assert folder != old and folder.parent == tmp_path
+        (folder / "commune-2.html").write_text("new")
+        assert (old / "commune-2.html").read_text() == "old"    # readers still see the old one
+    for removal in removals:
+        removal.join()
+    assert {p.name: p.read_text() for p in old.iterdir()} == {"commune-1.html": "kept",
+                                                             "commune-2.html": "new"}
+    assert [p.name for p in tmp_path.iterdir()] == ["territoires"]
+    # a build that fails leaves the pages as they were, and no folder behind
+    with pytest.raises(RuntimeError), territory_pages(tmp_path, full=False,
+                                                      removals=removals) as folder:
+        (folder / "commune-2.html").write_text("half")
+        raise RuntimeError("boom")
+    assert (old / "commune-2.html").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["territoires"]
 
 
 def chart_history(ranks: list[int | None], followers: list[int | None]):
