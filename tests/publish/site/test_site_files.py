@@ -119,28 +119,39 @@ def test_one_month_rebuild_touches_only_that_month(demo_run):
 
 def test_a_partial_build_swaps_in_a_new_territory_folder(tmp_path):
     """Pages are written as new files into a new folder (never renamed over an old page);
-    the pages it did not render are carried over; the old folder goes."""
-    old = tmp_path / "territoires"
-    old.mkdir()
+    the pages it did not render are carried over; the old folder goes to the trash beside
+    the site, which the next build empties."""
+    site = tmp_path / "site"
+    old = site / "territoires"
+    old.mkdir(parents=True)
     (old / "commune-1.html").write_text("kept")
     (old / "commune-2.html").write_text("old")
-    removals: list = []
-    with territory_pages(tmp_path, full=False, removals=removals) as folder:
-        assert folder != old and folder.parent == tmp_path
-        (folder / "commune-2.html").write_text("new")
-        assert (old / "commune-2.html").read_text() == "old"    # readers still see the old one
-    for removal in removals:
-        removal.join()
+
+    def build(text: str) -> None:
+        removals: list = []
+        with territory_pages(site, full=False, removals=removals) as folder:
+            assert folder != old and folder.parent == site
+            (folder / "commune-2.html").write_text(text)
+            assert (old / "commune-2.html").read_text() != text   # readers see the old page
+        for removal in removals:
+            removal.join()
+
+    build("new")
     assert {p.name: p.read_text() for p in old.iterdir()} == {"commune-1.html": "kept",
                                                              "commune-2.html": "new"}
-    assert [p.name for p in tmp_path.iterdir()] == ["territoires"]
+    assert [p.name for p in site.iterdir()] == ["territoires"]
+    trashed = list((tmp_path / ".site-trash").iterdir())
+    assert [(p / "commune-2.html").read_text() for p in trashed] == ["old"]
+    build("newer")                       # empties the trash, puts its own old folder there
+    assert (old / "commune-2.html").read_text() == "newer"
+    assert [(p / "commune-2.html").read_text()
+            for p in (tmp_path / ".site-trash").iterdir()] == ["new"]
     # a build that fails leaves the pages as they were, and no folder behind
-    with pytest.raises(RuntimeError), territory_pages(tmp_path, full=False,
-                                                      removals=removals) as folder:
+    with pytest.raises(RuntimeError), territory_pages(site, full=False, removals=[]) as folder:
         (folder / "commune-2.html").write_text("half")
         raise RuntimeError("boom")
-    assert (old / "commune-2.html").read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["territoires"]
+    assert (old / "commune-2.html").read_text() == "newer"
+    assert [p.name for p in site.iterdir()] == ["territoires"]
 
 
 def chart_history(ranks: list[int | None], followers: list[int | None]):
