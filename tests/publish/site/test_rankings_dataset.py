@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.dataset
 import pytest
 
-from dagster_project.publish.site.build import DATASET, MONTH_PARQUET, STATE_FILE, write_parquet
+from dagster_project.publish.site.downloads import DATASET, MONTH_PARQUET, STATE_FILE, write_parquet
 
 MONTHS = [dt.date(2024, m, 1) for m in (1, 2, 3)]
 TABLE = "marts.fct_monthly_rankings"
