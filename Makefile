@@ -32,7 +32,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check dagster_project tests bench seeds
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow and not ui"

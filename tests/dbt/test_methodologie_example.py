@@ -5,21 +5,19 @@
   `methodologie_exemple_kpis` and `methodologie_exemple_score`, the hidden-likes variant's
   (`exemple: masque-…`) those of `methodologie_exemple_masque_kpis` / `_score`, and the
   doc's weights are those of seeds/scoring_weights.csv;
-- test_dbt_runs_the_doc_example (slow): dbt runs those four unit tests through the real
-  models int_account_kpis and int_scored_accounts.
+- dbt runs those four unit tests through the real models int_account_kpis and
+  int_scored_accounts with every other unit test: test_dbt_unit_tests_pass in
+  tests/defs/test_pipeline_e2e.py (slow).
 Changing the doc, the fixture or the SQL alone makes one of them fail.
 """
 from __future__ import annotations
 
 import csv
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_support import ROOT, project_env
+from pipeline_support import ROOT
 
 DOC = ROOT / "docs" / "methodologie.md"
 FIXTURE = ROOT / "dbt_project" / "models" / "intermediate" / "_methodologie_example.yml"
@@ -130,13 +128,3 @@ def test_number_parsing_and_table_reading():
     assert doc_table(text, "t") == [["1", "2"]]
     with pytest.raises(AssertionError):
         doc_table(text, "missing")
-
-
-@pytest.mark.slow
-def test_dbt_runs_the_doc_example(demo_run):
-    env = project_env(demo_run, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "test", "--select", *TESTS],
-                          cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    assert f"PASS={len(TESTS)} " in proc.stdout, proc.stdout[-2000:]

@@ -37,6 +37,23 @@ def test_rankings_for_every_category_and_month(demo_run):
                  "and month = '2021-07-01'") == [(1,)]
 
 
+def test_every_mart_row_of_the_demo_is_flagged_demo(demo_run):
+    """dbt only tests that is_demo is not null: a demo run must flag every row."""
+    wh = demo_run / "published" / "warehouse.duckdb"
+    for table in ("fct_account_monthly", "fct_monthly_rankings", "account_alerts"):
+        not_demo, rows = q(wh, f"select count(*) filter (where not is_demo), count(*) "
+                               f"from marts.{table}")[0]
+        assert rows > 0 and not_demo == 0, table
+
+
+def test_one_alert_per_month_territory_and_kind(demo_run):
+    """The alerts' uniqueness test in dbt only warns (alerts describe a month, they do not
+    rank it): the build goes on, so it is checked here."""
+    wh = demo_run / "published" / "warehouse.duckdb"
+    assert q(wh, "select month, territory_id, alert from marts.account_alerts "
+                 "group by all having count(*) > 1") == []
+
+
 def test_published_copy_depends_on_no_file(demo_run, tmp_path):
     """The analysts' copy opens anywhere: no view reads a file (the reference CSVs are
     tables), and every view still answers from a copy of the file made elsewhere."""
@@ -78,11 +95,11 @@ def test_exports_written(demo_run):
     assert "SIMULÉES" in (folder / "LISEZMOI.txt").read_text(encoding="utf-8-sig").upper()
 
 
-def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
-    wh = demo_run / "published" / "warehouse.duckdb"
+def test_rerun_of_one_month_is_idempotent(demo_copy, tmp_path):
+    wh = demo_copy / "published" / "warehouse.duckdb"
     sql = "select * exclude (is_provisional) from marts.fct_monthly_rankings order by month, category, rank"
     before = q(wh, sql)
-    proc = run_cli(["run", "--from", "2021-07", "--to", "2021-07", "--data-dir", str(demo_run)], demo_run)
+    proc = run_cli(["run", "--from", "2021-07", "--to", "2021-07", "--data-dir", str(demo_copy)], demo_copy)
     assert proc.returncode == 0, proc.stderr
     assert q(wh, sql) == before
     # the progress names each step once, as it ends, in the pipeline's order
@@ -92,7 +109,7 @@ def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
     # The marts built month range by month range (incremental) equal a full rebuild.
     full = tmp_path / "full"
     full.mkdir()
-    shutil.copyfile(demo_run / "warehouse.duckdb", full / "warehouse.duckdb")
+    shutil.copyfile(demo_copy / "warehouse.duckdb", full / "warehouse.duckdb")
     env = project_env(full, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"),
                       OBSERVATOIRE_MONTH_FROM="2017-10-01", OBSERVATOIRE_MONTH_TO="2999-12-01")
     proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "build", "--full-refresh",
@@ -100,7 +117,7 @@ def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
     with duckdb.connect() as con:
-        con.execute(f"attach '{demo_run / 'warehouse.duckdb'}' as inc (read_only)")
+        con.execute(f"attach '{demo_copy / 'warehouse.duckdb'}' as inc (read_only)")
         con.execute(f"attach '{full / 'warehouse.duckdb'}' as rebuilt (read_only)")
         marts = [t for (t,) in con.execute("select table_name from duckdb_tables() "
                                            "where database_name = 'inc' and schema_name = 'marts'").fetchall()]
@@ -114,11 +131,9 @@ def test_rerun_of_one_month_is_idempotent(demo_run, tmp_path):
             assert diff == 0, f"{t}: {diff} rows differ between incremental and full refresh"
 
 
-def test_dbt_unit_tests_pass(demo_run):
-    import subprocess
-    import sys
-    from pathlib import Path
-    env = project_env(demo_run, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"))
+def test_dbt_unit_tests_pass(demo_copy):
+    """dbt opens the warehouse read-write: on a copy of the demo run's."""
+    env = project_env(demo_copy, OBSERVATOIRE_SEEDS_DIR=str(ROOT / "seeds"))
     proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit"],
                           cwd=ROOT / "dbt_project", env=env, capture_output=True, text=True, timeout=600,
                           check=False)

@@ -3,6 +3,7 @@ import gzip
 import json
 
 import duckdb
+import pytest
 
 from dagster_project.load.registry import load_registry
 from dagster_project.load.snapshots import load_months
@@ -136,3 +137,20 @@ def test_a_warehouse_from_before_hidden_likes_is_migrated(tmp_path):
     assert (result.loaded, result.rejected) == (1, 0)
     assert table(wh, "select media_id, like_count, comments_count, view_count from raw.media"
                      " order by media_id") == [("h1", None, None, None), ("old1", 3, 1, None)]
+
+
+@pytest.mark.slow
+def test_a_demo_run_loads_every_landed_line_but_the_rejected(demo_run):
+    """Through the whole pipeline: per month, raw.snapshots holds every line of the landing
+    files but those quarantined in raw.rejected_lines."""
+    landed: dict[dt.date, int] = {}
+    for path in (demo_run / "landing" / "instagram").glob("*/*.ndjson.gz"):
+        month = dt.date.fromisoformat(path.parent.name + "-01")
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+        landed[month] = landed.get(month, 0) + sum(1 for line in text.splitlines() if line.strip())
+    wh = demo_run / "published" / "warehouse.duckdb"
+    loaded = dict(table(wh, "select month, count(*) from raw.snapshots group by 1"))
+    rejected = dict(table(wh, "select month, count(*) from raw.rejected_lines where line > 0 "
+                              "group by 1"))
+    assert landed and {k: loaded.get(k, 0) for k in landed} == {
+        k: n - rejected.get(k, 0) for k, n in landed.items()}

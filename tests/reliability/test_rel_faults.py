@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixture_warehouse import MONTHS, build_warehouse
+from fixture_warehouse import MONTHS
 from rel_helpers import JULY, JUNE, NOW, dumps, fingerprint, media, query, snapshot, write
 
 from dagster_project.load.snapshots import load_months
@@ -130,11 +130,6 @@ def _tree(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def export_warehouse(tmp_path_factory) -> Path:
-    return build_warehouse(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
-
-
 class _DiskFull:
     """`open` for csv_export: writes succeed until `budget` bytes, then ENOSPC (a disk
     filling up in the middle of a file: part of the data lands, then the error)."""
@@ -167,28 +162,28 @@ class _DiskFull:
 @pytest.mark.parametrize(("budget", "fails_on"), [
     (10, "region.csv"), (1_500, "departement.csv"), (5_000, "grande_ville.csv"),
     (12_000, "32.csv"), (25_500, "76.csv"), (30_000, "LISEZMOI.txt")])   # 32: departements/, 76: regions/
-def test_disk_full_mid_file_keeps_the_previous_export(export_warehouse, tmp_path, monkeypatch,
+def test_disk_full_mid_file_keeps_the_previous_export(fixture_warehouse, tmp_path, monkeypatch,
                                                       budget, fails_on):
     july = MONTHS[-1]
-    export_month(export_warehouse, july, tmp_path)
+    export_month(fixture_warehouse, july, tmp_path)
     before = _tree(tmp_path / "2021-07")
     disk = _DiskFull(budget)
     monkeypatch.setattr(csv_export, "open", disk, raising=False)
     with pytest.raises(OSError) as info:
-        export_month(export_warehouse, july, tmp_path, dialect="rfc4180")
+        export_month(fixture_warehouse, july, tmp_path, dialect="rfc4180")
     monkeypatch.undo()
     assert (info.value.errno, disk.failed_on) == (errno.ENOSPC, fails_on)
     assert _tree(tmp_path / "2021-07") == before, "previous export byte-identical"
     assert [p.name for p in tmp_path.iterdir()] == ["2021-07"], "no temp folder left"
     # once space is back, the export works and replaces the folder
-    export_month(export_warehouse, july, tmp_path, dialect="rfc4180")
+    export_month(fixture_warehouse, july, tmp_path, dialect="rfc4180")
     assert _tree(tmp_path / "2021-07")["departement.csv"].startswith(b"rang,")
 
 
-def test_disk_full_reported_by_fsync(export_warehouse, tmp_path, monkeypatch):
+def test_disk_full_reported_by_fsync(fixture_warehouse, tmp_path, monkeypatch):
     """Delayed allocation: write() succeeds, the ENOSPC surfaces at fsync of the new files."""
     july = MONTHS[-1]
-    export_month(export_warehouse, july, tmp_path)
+    export_month(fixture_warehouse, july, tmp_path)
     before = _tree(tmp_path / "2021-07")
     real_fsync = os.fsync
     calls = []
@@ -201,7 +196,7 @@ def test_disk_full_reported_by_fsync(export_warehouse, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(OSError) as info:
-        export_month(export_warehouse, july, tmp_path, dialect="rfc4180")
+        export_month(fixture_warehouse, july, tmp_path, dialect="rfc4180")
     monkeypatch.undo()
     assert info.value.errno == errno.ENOSPC
     assert len(calls) == 1 and ".2021-07.tmp-" in calls[0], calls
@@ -209,10 +204,10 @@ def test_disk_full_reported_by_fsync(export_warehouse, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["2021-07"]
 
 
-def test_disk_full_on_first_export_leaves_nothing(export_warehouse, tmp_path, monkeypatch):
+def test_disk_full_on_first_export_leaves_nothing(fixture_warehouse, tmp_path, monkeypatch):
     monkeypatch.setattr(csv_export, "open", _DiskFull(5_000), raising=False)
     with pytest.raises(OSError, match="No space left on device"):
-        export_month(export_warehouse, MONTHS[-1], tmp_path / "exports")
+        export_month(fixture_warehouse, MONTHS[-1], tmp_path / "exports")
     assert list((tmp_path / "exports").iterdir()) == [], "no half-written month folder"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from fake_graph_api import FakeGraphAPI, make_media
-from fixture_warehouse import MONTHS, build_warehouse
+from fixture_warehouse import MONTHS
 from rel_helpers import dumps, query, rejected, rejected_raw, snapshot, write
 
 from dagster_project.collect.graph_api import (
@@ -199,8 +199,8 @@ FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+33 Ville", "-2+3", "@SUM(A1:A
 
 
 @pytest.mark.parametrize("dialect", ["excel-fr", "rfc4180"])
-def test_formula_cells_are_neutralised(tmp_path, dialect):
-    wh = build_warehouse(tmp_path / "warehouse.duckdb")
+def test_formula_cells_are_neutralised(fixture_warehouse_copy, tmp_path, dialect):
+    wh = fixture_warehouse_copy
     july = MONTHS[-1]
     con = duckdb.connect(str(wh))
     try:

@@ -1,6 +1,6 @@
-"""The département and région files of the demo run against the marts, and
-`observatoire export --departement / --region` (the local ranks themselves are checked
-against the national ranking in tests/dbt/test_local_ranks.py)."""
+"""The exports of the demo run: every file flagged demo, the département and région files
+against the marts, and `observatoire export --departement / --region` (the local ranks
+themselves are checked against the national ranking in tests/dbt/test_local_ranks.py)."""
 from __future__ import annotations
 
 import csv
@@ -25,6 +25,15 @@ def query(demo_run: Path, sql: str, params: list | None = None) -> list[dict]:
 def read_area_csv(path: Path) -> list[dict[str, str]]:
     text = path.read_bytes().decode("utf-8-sig")
     return list(csv.DictReader(io.StringIO(text), delimiter=";"))
+
+
+def test_every_csv_of_a_demo_month_says_demo(demo_run):
+    """Each row of each CSV (national, alerts, départements/, régions/) says `démo`."""
+    paths = sorted((demo_run / "exports" / E2E_TO).rglob("*.csv"))
+    assert len(paths) > 100
+    for path in paths:
+        rows = read_area_csv(path)
+        assert rows and {r["données"] for r in rows} == {"démo"}, path.name
 
 
 @pytest.mark.parametrize("kind", ["departement", "region"])

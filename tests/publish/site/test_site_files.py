@@ -99,13 +99,13 @@ def test_top_posts_follow_the_ranking_rule(demo_run):
 
 
 @pytest.mark.slow
-def test_one_month_rebuild_touches_only_that_month(demo_run):
-    site = demo_run / "site"
+def test_one_month_rebuild_touches_only_that_month(demo_copy):
+    site = demo_copy / "site"
     old_month = site / "classements" / "2021-06" / "region.html"
     before = old_month.stat().st_mtime_ns
     stale = site / "departements" / "99.html"      # an area no longer ranked
     stale.write_text("old page", encoding="utf-8")
-    proc = run_cli(["site", "--month", E2E_TO], demo_run)
+    proc = run_cli(["site", "--month", E2E_TO], demo_copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not stale.exists() and (site / "departements" / "32.html").is_file()
     assert "1 month(s) rendered" in proc.stderr
@@ -113,7 +113,7 @@ def test_one_month_rebuild_touches_only_that_month(demo_run):
     assert (site / "classements" / E2E_TO / "region.html").stat().st_mtime_ns > before
     assert broken_links(site)[1] == []
     assert [p.name for p in site.iterdir() if p.name.startswith(".")] == []   # nothing left over
-    bad = run_cli(["site", "--month", "2021-13"], demo_run)
+    bad = run_cli(["site", "--month", "2021-13"], demo_copy)
     assert bad.returncode != 0 and "2021-13" in bad.stderr
 
 
@@ -218,7 +218,10 @@ def test_method_page_from_the_docs_or_built_in(tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_answers_on_localhost(demo_run):
+def test_serve_answers_on_localhost(demo_copy):
+    import contextlib
+    import os
+    import signal
     import socket
     import subprocess
     import time
@@ -230,8 +233,9 @@ def test_serve_answers_on_localhost(demo_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([str(BIN / "observatoire"), "site", "--month", E2E_TO, "--serve",
-                             "--port", str(port)], cwd=ROOT, env=project_env(demo_run),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--port", str(port)], cwd=ROOT, env=project_env(demo_copy),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
         deadline, body = time.monotonic() + 300, None
         while body is None and time.monotonic() < deadline and proc.poll() is None:
@@ -242,7 +246,8 @@ def test_serve_answers_on_localhost(demo_run):
                 time.sleep(0.5)
         assert body and '<html lang="fr">' in body
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):   # its own group: all it started
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
 
 
