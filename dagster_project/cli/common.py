@@ -37,10 +37,10 @@ def ensure_manifest() -> None:
     from dagster_project.settings import DBT_PROJECT_DIR
 
     if not (DBT_PROJECT_DIR / "target" / "manifest.json").exists():
-        from dagster_project.defs.dbt_manifest import run_dbt
+        from dagster_project.defs.dbt_manifest import parse_manifest
 
         console.print("building the dbt manifest (first run)…")
-        run_dbt(["parse", "--quiet"])
+        parse_manifest()
 
 
 def readable_warehouse(settings) -> Path:

@@ -19,9 +19,9 @@ def ui(
 ) -> None:
     """Start the Dagster UI (dagster dev) on 127.0.0.1 with the project's DAGSTER_HOME."""
     configure(data_dir)
-    from dagster_project.defs.dbt_manifest import run_dbt
+    from dagster_project.defs.dbt_manifest import parse_manifest
 
-    run_dbt(["parse", "--quiet"])  # the UI shows the models as they are now
+    parse_manifest()  # the UI shows the models as they are now
     cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "dagster_project.definitions",
            "-h", "127.0.0.1", "-p", str(port)]
     console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "
@@ -45,7 +45,7 @@ def serve(
     from dagster import DagsterInstance
 
     from dagster_project.defs.automation import AUTOMATION_ENV
-    from dagster_project.defs.dbt_manifest import run_dbt
+    from dagster_project.defs.dbt_manifest import parse_manifest
     from dagster_project.service import serve as supervisor
 
     def say(text: str) -> None:  # serve's output is a log (journald): one line per message
@@ -53,7 +53,7 @@ def serve(
 
     configure(data_dir)
     os.environ[AUTOMATION_ENV] = "on"
-    run_dbt(["parse", "--quiet"])  # a freshly upgraded checkout starts with its own models
+    parse_manifest()  # a freshly upgraded checkout starts with its own models
     # The instance is opened (created, migrated) once, before the webserver and the daemon
     # start: both at once on a fresh DAGSTER_HOME can each stamp the schema.
     with DagsterInstance.get():

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from dagster_project.settings import DBT_PROJECT_DIR, SEEDS_DIR, load_settings
@@ -31,6 +33,30 @@ def run_dbt(args: list[str]) -> None:
     result = dbtRunner().invoke([*args, *base])
     if not result.success:
         raise SystemExit(f"dbt {' '.join(args)} failed: {result.exception or 'see the log above'}")
+
+
+def parse_manifest() -> Path:
+    """`dbt parse` into a private folder, then its manifest.json (and partial_parse.msgpack)
+    renamed over `dbt_project/target/`'s. dagster-dbt reads the manifest whenever a run's
+    process loads the definitions: a run starting while `observatoire ui` or `serve` parses
+    reads the old manifest or the new one, never a half-written one (dbt rewrites
+    target/manifest.json in place: a run launched meanwhile failed on truncated JSON)."""
+    target = DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+    try:
+        for name in PARSE_FILES:    # partial parsing carries on from the last parse
+            if (target / name).exists():
+                shutil.copy2(target / name, work / name)
+        run_dbt(["parse", "--quiet", "--target-path", str(work)])
+        for name in PARSE_FILES:
+            os.replace(work / name, target / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target / "manifest.json"
+
+
+PARSE_FILES = ("partial_parse.msgpack", "manifest.json")
 
 
 def run_dbt_process(args: list[str], *, warehouse: Path, seeds_dir: Path = SEEDS_DIR,
@@ -58,7 +84,7 @@ def main(argv: list[str]) -> None:
         run_dbt(["docs", "generate", "--static"])
         print(f"docs: {DBT_PROJECT_DIR / 'target' / 'static_index.html'}")
     else:
-        run_dbt(["parse", "--quiet"])
+        parse_manifest()
         os.utime(DBT_PROJECT_DIR / "target" / "manifest.json")  # for make's timestamp
 
 
