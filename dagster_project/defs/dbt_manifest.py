@@ -35,6 +35,9 @@ def run_dbt(args: list[str]) -> None:
         raise SystemExit(f"dbt {' '.join(args)} failed: {result.exception or 'see the log above'}")
 
 
+PARSE_FILES = ("partial_parse.msgpack", "manifest.json")   # what a parse leaves for the next
+
+
 def parse_manifest() -> Path:
     """`dbt parse` into a private folder, then its manifest.json (and partial_parse.msgpack)
     renamed over `dbt_project/target/`'s. dagster-dbt reads the manifest whenever a run's
@@ -54,9 +57,6 @@ def parse_manifest() -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target / "manifest.json"
-
-
-PARSE_FILES = ("partial_parse.msgpack", "manifest.json")
 
 
 def run_dbt_process(args: list[str], *, warehouse: Path, seeds_dir: Path = SEEDS_DIR,
@@ -84,8 +84,7 @@ def main(argv: list[str]) -> None:
         run_dbt(["docs", "generate", "--static"])
         print(f"docs: {DBT_PROJECT_DIR / 'target' / 'static_index.html'}")
     else:
-        parse_manifest()
-        os.utime(DBT_PROJECT_DIR / "target" / "manifest.json")  # for make's timestamp
+        os.utime(parse_manifest())  # for make's timestamp
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
 """The site's files: every link resolves, the Parquet dataset, best posts, partial builds."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import duckdb
 import pytest
-from pipeline_support import E2E_TO, run_cli
+from pipeline_support import BIN, E2E_TO, ROOT, project_env, run_cli
 
 from dagster_project.publish.formatting import fr_number, fr_pct, signed
 from dagster_project.publish.site.build import territory_pages
@@ -219,16 +226,6 @@ def test_method_page_from_the_docs_or_built_in(tmp_path):
 
 @pytest.mark.slow
 def test_serve_answers_on_localhost(demo_copy):
-    import contextlib
-    import os
-    import signal
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
-    from pipeline_support import BIN, ROOT, project_env
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
