@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,6 +40,10 @@ AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
 PARIS = "Europe/Paris"
 PUBLISH_DEADLINE = (2, 12)            # the month is published by the 2nd at 12:00 (Paris)
+UNREADABLE = "published_unreadable_since"   # watch cursor: when the copy was first unreadable
+UNREADABLE_ALERT_AFTER = dt.timedelta(hours=1)
+
+log = logging.getLogger(__name__)
 
 
 def automation_on() -> bool:
@@ -172,7 +177,7 @@ def not_published_alert(month: dt.date) -> Alert:
                  f"Observatoire: the {key} rankings are not published yet "
                  f"(due by the {PUBLISH_DEADLINE[0]}nd at {PUBLISH_DEADLINE[1]}:00, Paris)",
                  month=key,
-                 detail="No row for this month in the published warehouse. Look at the "
+                 detail="No final row for this month in the published warehouse. Look at the "
                         "runs of build_from_landing / monthly_publication in the Dagster UI.")
 
 
@@ -264,18 +269,61 @@ def run_failure_alerts(context: RunFailureSensorContext):
     deliver_pending(data_dir)
 
 
-def _published_months(warehouse) -> set[str] | None:
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def published_months(warehouse: Path) -> set[str]:
+    """The months ("YYYY-MM") whose rankings are final in the published copy: a month the
+    landing sensor built during its collection window is provisional, not published. No
+    copy yet is no month; a copy that cannot be read raises (duckdb.Error, OSError)."""
     import duckdb
 
     if not warehouse.exists():
         return set()
-    try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            rows = con.execute("select distinct strftime(month, '%Y-%m') "
-                               "from main.fct_monthly_rankings").fetchall()
-    except duckdb.Error:
-        return None  # being replaced, or older than the marts: ask again at the next tick
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute("select distinct strftime(month, '%Y-%m') "
+                           "from marts.fct_monthly_rankings where not is_provisional").fetchall()
     return {r[0] for r in rows}
+
+
+def published_unreadable_alert(path: Path, since: dt.datetime, error: str) -> Alert:
+    return Alert("published_unreadable",
+                 f"Observatoire: the published warehouse cannot be read since "
+                 f"{since:%Y-%m-%d %H:%M} UTC, so whether last month is published is not "
+                 f"known: {_first_line(error)}",
+                 detail=f"{path}\n{error}\nThe publication job replaces this file; if no "
+                        "run is writing it, rebuild the month (`observatoire run --source landing --from YYYY-MM`).")
+
+
+def check_published(published_warehouse: Path, data_dir: Path, now: dt.datetime,
+                    cursor: dict) -> tuple[list[str], dict]:
+    """The watch's publication part: alert when the month due by `now` has no final rows in
+    the published copy; a copy unreadable for UNREADABLE_ALERT_AFTER is alerted too (the
+    moment it was first seen unreadable, kept in the cursor, names the occurrence)."""
+    due = publish_due(now)
+    if due is None:
+        return [], cursor
+    key = m.month_key(due)
+    try:
+        published = published_months(published_warehouse)
+    except Exception as exc:  # noqa: BLE001 — being replaced, damaged: said, never silent
+        error = f"{type(exc).__name__}: {exc}"
+        since = cursor.get(UNREADABLE) or _iso(now)
+        log.warning("published warehouse %s unreadable (since %s): %s", published_warehouse,
+                    since, error)
+        cursor = {**cursor, UNREADABLE: since}
+        started = dt.datetime.fromisoformat(since)
+        if now - started >= UNREADABLE_ALERT_AFTER and record(
+                data_dir, f"published_unreadable:{since}",
+                published_unreadable_alert(published_warehouse, started, error)):
+            return ["published warehouse unreadable"], cursor
+        return [], cursor
+    cursor = {k: v for k, v in cursor.items() if k != UNREADABLE}
+    if key not in published and record(data_dir, f"not_published:{key}",
+                                       not_published_alert(due)):
+        return [f"{key} not published"], cursor
+    return [], cursor
 
 
 def _token_check(settings, now: dt.datetime) -> tuple[Alert, str] | None:
@@ -299,13 +347,8 @@ def watch_once(instance, now: dt.datetime, cursor: dict) -> tuple[list[str], dic
     from dagster_project.settings import load_settings
 
     settings = load_settings()
-    done = []
-    due = publish_due(now)
-    if due is not None:
-        published = _published_months(settings.published_warehouse)
-        if published is not None and m.month_key(due) not in published and record(
-                settings.data_dir, f"not_published:{m.month_key(due)}", not_published_alert(due)):
-            done.append(f"{m.month_key(due)} not published")
+    done, cursor = check_published(settings.published_warehouse, settings.data_dir, now,
+                                   cursor)
     if settings.access_token:
         today = now.astimezone(dt.UTC).date()
         ps = load_plan_settings()

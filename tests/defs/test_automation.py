@@ -189,6 +189,58 @@ def test_the_watch_alerts_once_when_the_month_is_not_published(tmp_path, monkeyp
     assert row["event"] == "not_published" and row["month"] == "2026-11"
 
 
+def published_copy(path, months: dict[str, bool]):
+    """A published warehouse as the publication job leaves it: marts.fct_monthly_rankings
+    with, for each month, whether its rows are provisional."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.fct_monthly_rankings (month date, territory_id varchar,"
+                    " is_provisional boolean)")
+        for month, provisional in months.items():
+            con.execute("insert into marts.fct_monthly_rankings values (?, 'region:76', ?)",
+                        [f"{month}-01", provisional])
+
+
+@pytest.mark.parametrize("months, alerted", [
+    ({"2026-09": False, "2026-10": False}, True),     # older months, not the one due
+    ({"2026-10": False, "2026-11": True}, True),      # the one due is still provisional
+    ({"2026-10": False, "2026-11": False}, False),    # published
+])
+def test_the_not_published_check_reads_the_final_rows_of_the_marts(tmp_path, monkeypatch,
+                                                                     months, alerted):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("INSTAGRAM_ACCESS_TOKEN", raising=False)
+    published_copy(tmp_path / "published" / "warehouse.duckdb", months)
+    now = dt.datetime(2026, 12, 2, 11, 5, tzinfo=UTC)
+    with DagsterInstance.ephemeral() as instance:
+        done, _ = watch_once(instance, now, {})
+    assert done == (["2026-11 not published"] if alerted else [])
+
+
+def test_an_unreadable_published_copy_is_alerted_after_an_hour_once(tmp_path, caplog):
+    copy = tmp_path / "published" / "warehouse.duckdb"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"not a duckdb file" * 100)
+    now = dt.datetime(2026, 12, 2, 11, 5, tzinfo=UTC)
+    done, cursor = automation.check_published(copy, tmp_path, now, {})
+    assert done == [] and "unreadable" in caplog.text       # said in the log, not yet alerted
+    later = now + dt.timedelta(minutes=30)
+    assert automation.check_published(copy, tmp_path, later, cursor)[0] == []
+    hour = now + dt.timedelta(hours=1)
+    done, cursor = automation.check_published(copy, tmp_path, hour, cursor)
+    assert done == ["published warehouse unreadable"]
+    assert automation.check_published(copy, tmp_path, hour + dt.timedelta(minutes=5),
+                                      cursor)[0] == []       # once per occurrence
+    [row] = alerts.recent(tmp_path)
+    assert row["event"] == "published_unreadable" and "11:05 UTC" in row["text"]
+    copy.unlink()
+    published_copy(copy, {"2026-11": False})
+    assert automation.check_published(copy, tmp_path, hour, cursor) == ([], {})
+
+
 def test_the_nightly_archive_check_alerts_on_a_problem(tmp_path, monkeypatch):
     monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("OBSERVATOIRE_BACKUP_DIR", raising=False)
