@@ -34,7 +34,7 @@ from dagster import (
 )
 
 from dagster_project import months as m
-from dagster_project.service.alerts import Alert, deliver_pending, record
+from dagster_project.service.alerts import Alert, deliver_pending, notify, record
 
 AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
@@ -264,9 +264,7 @@ def run_failure_alerts(context: RunFailureSensorContext):
     alert = run_failure_alert(run.job_name, run.run_id, run.tags.get("dagster/partition"),
                               steps, context.failure_event.message or "",
                               _failed_checks(context.instance, run.run_id))
-    data_dir = _data_dir()
-    record(data_dir, f"{alert.event}:{run.run_id}", alert)
-    deliver_pending(data_dir)
+    notify(_data_dir(), f"{alert.event}:{run.run_id}", alert)   # never raises
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -338,35 +336,81 @@ def _token_check(settings, now: dt.datetime) -> tuple[Alert, str] | None:
                  "and restart observatoire serve."), suffix
 
 
-def watch_once(instance, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
-    """One pass of the watch: returns what it did and the new cursor."""
+def check_collection(settings, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
+    """The watch's collection part: during the window, alert when the nights left cannot
+    reach every account."""
     from dagster_project.collect.plan import load_plan_settings, window_days_left
     from dagster_project.collect.window import month_status
     from dagster_project.registry.accounts import read_registry
     from dagster_project.registry.territories import territory_ids
+
+    today = now.astimezone(dt.UTC).date()
+    ps = load_plan_settings()
+    month = today.replace(day=1)
+    if window_days_left(today, ps.window_days) <= 0 or not settings.accounts_file.exists():
+        return [], cursor
+    accounts, _ = read_registry(settings.accounts_file, territory_ids())
+    plan = month_status(accounts, settings, month, today=today, plan_settings=ps).plan
+    if not plan.feasible and record(settings.data_dir, f"collection_short:{m.month_key(month)}",
+                                    collection_short_alert(month, plan)):
+        return [f"{m.month_key(month)} collection short"], cursor
+    return [], cursor
+
+
+def check_token_health(settings, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
+    """The watch's token part, once a day: alert when the token is invalid or expires soon."""
+    today = now.astimezone(dt.UTC).date()
+    if cursor.get("token_checked") == today.isoformat():
+        return [], cursor
+    found = _token_check(settings, now)
+    cursor = {**cursor, "token_checked": today.isoformat()}
+    if found is not None:
+        alert, suffix = found
+        if record(settings.data_dir, f"{alert.event}:{suffix}", alert):
+            return [alert.event], cursor
+    return [], cursor
+
+
+def watch_failed_alert(part: str, error: str) -> Alert:
+    return Alert("watch_failed",
+                 f"Observatoire: the watch's {part} check fails: {_first_line(error)}; "
+                 "the other checks and the delivery of alerts go on",
+                 detail=error)
+
+
+def _watch_part(name: str, part, data_dir: Path, now: dt.datetime,
+                cursor: dict) -> tuple[list[str], dict]:
+    """Run one part of the watch; a part that raises is logged at every tick and alerted
+    once a day, and never keeps the other parts or the delivery from running."""
+    try:
+        return part(cursor)
+    except Exception as exc:
+        log.exception("watch: the %s check failed", name)
+        error = f"{type(exc).__name__}: {exc}"
+        day = now.astimezone(dt.UTC).date().isoformat()
+        try:
+            record(data_dir, f"watch_failed:{name}:{day}", watch_failed_alert(name, error))
+        except Exception:
+            log.exception("watch: the failure of the %s check could not be recorded", name)
+        return [f"{name} check failed"], cursor
+
+
+def watch_once(instance, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
+    """One pass of the watch: each check on its own (one failing does not stop the others),
+    then the delivery of every pending alert, always. Returns what it did and the new
+    cursor."""
     from dagster_project.settings import load_settings
 
     settings = load_settings()
-    done, cursor = check_published(settings.published_warehouse, settings.data_dir, now,
-                                   cursor)
+    parts = [("publication", lambda c: check_published(settings.published_warehouse,
+                                                       settings.data_dir, now, c))]
     if settings.access_token:
-        today = now.astimezone(dt.UTC).date()
-        ps = load_plan_settings()
-        month = today.replace(day=1)
-        if window_days_left(today, ps.window_days) > 0 and settings.accounts_file.exists():
-            accounts, _ = read_registry(settings.accounts_file, territory_ids())
-            plan = month_status(accounts, settings, month, today=today, plan_settings=ps).plan
-            if not plan.feasible and record(settings.data_dir,
-                                            f"collection_short:{m.month_key(month)}",
-                                            collection_short_alert(month, plan)):
-                done.append(f"{m.month_key(month)} collection short")
-        if cursor.get("token_checked") != today.isoformat():
-            found = _token_check(settings, now)
-            cursor = {**cursor, "token_checked": today.isoformat()}
-            if found is not None:
-                alert, suffix = found
-                if record(settings.data_dir, f"{alert.event}:{suffix}", alert):
-                    done.append(alert.event)
+        parts += [("collection", lambda c: check_collection(settings, now, c)),
+                  ("token", lambda c: check_token_health(settings, now, c))]
+    done = []
+    for name, part in parts:
+        found, cursor = _watch_part(name, part, settings.data_dir, now, cursor)
+        done += found
     deliver_pending(settings.data_dir)
     return done, cursor
 
@@ -399,9 +443,8 @@ def verify_and_backup(context) -> None:
     context.log.info("verify: %s", "; ".join(lines) or "ok")
     today = dt.datetime.now(ZoneInfo(PARIS)).date()
     if not report.ok:   # an alert, not a failed run: the night's backup still goes on
-        record(settings.data_dir, f"verify_failed:{today}",
+        notify(settings.data_dir, f"verify_failed:{today}",        # never raises
                verify_alert(today, [str(f) for f in report.errors]))
-        deliver_pending(settings.data_dir)
     dest = os.environ.get("OBSERVATOIRE_BACKUP_DIR")
     if dest:
         result = archive_backup.backup(settings.landing_dir, Path(dest),

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -275,3 +276,78 @@ def test_the_users_error_not_dagsters_wrapper():
         "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while "
         "executing op \"raw__instagram\":\n", [], "DagsterExecutionStepExecutionError", cause)
     assert error_chain(wrapped) == "FileNotFoundError: accounts registry not found: /x.csv"
+
+
+class Hook:
+    """A chat webhook on 127.0.0.1 that keeps the JSON it receives."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        posts = self.posts = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook(monkeypatch):
+    h = Hook()
+    monkeypatch.setenv("OBSERVATOIRE_ALERT_WEBHOOK_URL", h.url)
+    monkeypatch.delenv("OBSERVATOIRE_ALERT_SMTP_HOST", raising=False)
+    yield h
+    h.close()
+
+
+def test_a_failing_check_does_not_stop_the_watch_nor_the_delivery(tmp_path, monkeypatch, hook,
+                                                                    caplog):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSTAGRAM_ACCESS_TOKEN", "EAAwatch-t0ken-0123456789")
+    monkeypatch.setenv("INSTAGRAM_GRAPH_URL", "http://127.0.0.1:9")   # nothing listens
+    registry = tmp_path / "accounts.csv"
+    registry.mkdir()                      # the registry cannot be read: that part raises
+    monkeypatch.setenv("OBSERVATOIRE_ACCOUNTS", str(registry))
+    alerts.record(tmp_path, "run_failed:abc", alerts.Alert("run_failed", "a run failed"))
+    now = dt.datetime(2026, 12, 28, 9, 0, tzinfo=UTC)    # in the collection window
+    with DagsterInstance.ephemeral() as instance:
+        done, cursor = watch_once(instance, now, {})
+        assert done == ["2026-11 not published", "collection check failed"]
+        assert cursor["token_checked"] == "2026-12-28"       # the part after it still ran
+        assert "the collection check failed" in caplog.text
+        assert watch_once(instance, now + dt.timedelta(minutes=5), cursor)[0] == [
+            "collection check failed"]
+    sent = sorted(p["event"] for p in hook.posts)
+    assert sent == ["not_published", "run_failed", "watch_failed"]            # delivered, the failure once a day
+    assert "IsADirectoryError" in next(p["text"] for p in hook.posts
+                                       if p["event"] == "watch_failed")
+
+
+def test_an_outbox_that_cannot_be_written_never_skips_the_backup(tmp_path, monkeypatch):
+    from dagster_project.archive.landing import write_landing_file
+
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    backup = tmp_path / "backup"
+    monkeypatch.setenv("OBSERVATOIRE_BACKUP_DIR", str(backup))
+    landing = tmp_path / "landing" / "instagram"
+    write_landing_file(landing / "2026-09" / "import-1.ndjson.gz", ["{}"], recorded_by="test")
+    (landing / "2026-10").mkdir()
+    (landing / "2026-10" / "MANIFEST.tsv").write_text("not a manifest header\n")  # a problem
+    (tmp_path / "alerts").write_text("a file where the outbox folder should be")
+    result = nightly_archive.execute_in_process(instance=DagsterInstance.ephemeral(),
+                                                raise_on_error=False)
+    assert list(backup.rglob("import-1.ndjson.gz"))          # the night's backup went on
+    assert result.success                                 # an alert lost, not the night
