@@ -324,16 +324,33 @@ def check_published(published_warehouse: Path, data_dir: Path, now: dt.datetime,
     return [], cursor
 
 
-def _token_check(settings, now: dt.datetime) -> tuple[Alert, str] | None:
-    """(alert, key suffix) when the token is invalid or expires soon."""
+def _token_check(settings, now: dt.datetime) -> tuple[str, tuple[Alert, str] | None]:
+    """The token's state (valid, invalid, unknown…) and, when it is invalid or expires soon,
+    (alert, problem)."""
     from dagster_project.collect.graph_api.token import check_token, token_problem
 
-    problem = token_problem(check_token(settings), now)
+    health = check_token(settings)
+    problem = token_problem(health, now)
     if problem is None:
-        return None
+        return health.state, None
     event, suffix, text = problem
-    return Alert(event, text, detail="Renew the long-lived token (INSTAGRAM_ACCESS_TOKEN) "
-                 "and restart observatoire serve."), suffix
+    return health.state, (Alert(event, text, detail="Renew the long-lived token "
+                                "(INSTAGRAM_ACCESS_TOKEN) and restart observatoire serve."),
+                          f"{event}:{suffix}")
+
+
+def occurrence(open_problems: dict[str, str], state: str, problem: str | None,
+               today: str) -> tuple[str | None, dict[str, str]]:
+    """(outbox key, problems still open) for one check of the token (pure).
+
+    A problem's key names its occurrence, the day it was first seen ("token_invalid:invalid:
+    since-2027-03-04"): the same occurrence seen every day is one alert, and a problem that
+    ends (the token checked valid, without problem) and comes back is a new one. A check
+    that could not be made (state unknown) neither opens nor closes anything."""
+    if problem is None:
+        return None, ({} if state == "valid" else open_problems)
+    since = open_problems.get(problem, today)
+    return f"{problem}:since-{since}", {problem: since}
 
 
 def check_collection(settings, now: dt.datetime, cursor: dict) -> tuple[list[str], dict]:
@@ -362,12 +379,12 @@ def check_token_health(settings, now: dt.datetime, cursor: dict) -> tuple[list[s
     today = now.astimezone(dt.UTC).date()
     if cursor.get("token_checked") == today.isoformat():
         return [], cursor
-    found = _token_check(settings, now)
-    cursor = {**cursor, "token_checked": today.isoformat()}
-    if found is not None:
-        alert, suffix = found
-        if record(settings.data_dir, f"{alert.event}:{suffix}", alert):
-            return [alert.event], cursor
+    state, found = _token_check(settings, now)
+    key, still_open = occurrence(cursor.get("token_problems", {}), state,
+                                 found[1] if found else None, today.isoformat())
+    cursor = {**cursor, "token_checked": today.isoformat(), "token_problems": still_open}
+    if key is not None and record(settings.data_dir, key, found[0]):
+        return [found[0].event], cursor
     return [], cursor
 
 

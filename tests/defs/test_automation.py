@@ -351,3 +351,48 @@ def test_an_outbox_that_cannot_be_written_never_skips_the_backup(tmp_path, monke
                                                 raise_on_error=False)
     assert list(backup.rglob("import-1.ndjson.gz"))          # the night's backup went on
     assert result.success                                 # an alert lost, not the night
+
+
+def test_a_token_problem_that_ends_and_comes_back_is_alerted_again(tmp_path, monkeypatch, hook):
+    from fake_graph_api import FakeGraphAPI
+
+    token = "EAAoccurrence-t0ken-0123456789"
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OBSERVATOIRE_ACCOUNTS", str(tmp_path / "none.csv"))
+    monkeypatch.delenv("INSTAGRAM_APP_TOKEN", raising=False)
+    monkeypatch.delenv("INSTAGRAM_APP_SECRET", raising=False)
+    published_copy(tmp_path / "published" / "warehouse.duckdb", {"2027-02": False})
+
+    def check(day: int, given: str, cursor: dict) -> tuple[list[str], dict]:
+        monkeypatch.setenv("INSTAGRAM_ACCESS_TOKEN", given)
+        with DagsterInstance.ephemeral() as instance:
+            return watch_once(instance, dt.datetime(2027, 3, day, 9, 0, tzinfo=UTC), cursor)
+
+    with FakeGraphAPI(token=token) as api:
+        monkeypatch.setenv("INSTAGRAM_GRAPH_URL", api.url)
+        done, cursor = check(4, "EAArevoked-0123456789", {})       # revoked in March
+        assert done == ["token_invalid"]
+        done, cursor = check(5, "EAArevoked-0123456789", cursor)
+        assert done == []                                            # same occurrence
+        done, cursor = check(6, token, cursor)                       # renewed: valid again
+        assert done == [] and not cursor.get("token_problems")
+        done, cursor = check(9, "EAArevoked-again-0123456789", cursor)  # revoked again
+        assert done == ["token_invalid"]
+    invalid = [p for p in hook.posts if p["event"] == "token_invalid"]
+    assert len(invalid) == 2
+
+
+@pytest.mark.parametrize("open_problems, state, problem, expected", [
+    ({}, "invalid", "token_invalid:invalid", ("token_invalid:invalid:since-2027-03-04",
+                                              {"token_invalid:invalid": "2027-03-04"})),
+    ({"token_invalid:invalid": "2027-03-01"}, "invalid", "token_invalid:invalid",
+     ("token_invalid:invalid:since-2027-03-01", {"token_invalid:invalid": "2027-03-01"})),
+    ({"token_invalid:invalid": "2027-03-01"}, "valid", None, (None, {})),
+    ({"token_invalid:invalid": "2027-03-01"}, "unknown", None,
+     (None, {"token_invalid:invalid": "2027-03-01"})),           # no answer: nothing closes
+    ({"token_invalid:invalid": "2027-03-01"}, "valid", "token_invalid:scopes:ads_read",
+     ("token_invalid:scopes:ads_read:since-2027-03-04",
+      {"token_invalid:scopes:ads_read": "2027-03-04"})),
+])
+def test_an_alert_key_names_the_occurrence(open_problems, state, problem, expected):
+    assert automation.occurrence(open_problems, state, problem, "2027-03-04") == expected

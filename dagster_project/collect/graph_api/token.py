@@ -121,8 +121,8 @@ def token_problem(health: TokenHealth, now: dt.datetime,
     """(event, key suffix, text) for an alert, or None when all is well or unknown.
 
     token_invalid: Meta says the token is invalid, or it lacks a scope business_discovery
-    needs; token_expiring: it (or its data access) ends within `warn_days`. The key suffix
-    makes each alert once per cause (per expiry date)."""
+    needs; token_expiring: it (or its data access) ends within `warn_days`. The suffix names
+    the cause (per expiry date); the watch adds the day the problem was first seen."""
     if health.state == "invalid":
         return ("token_invalid", "invalid",
                 (f"Observatoire: the Instagram token is invalid ({health.detail}): the night "
