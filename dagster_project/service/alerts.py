@@ -4,14 +4,27 @@ An alert is one event worth telling a human about (a run failed, a month is not
 published, the Instagram token expires soon…), raised by Dagster sensors. Sensors tick
 every few minutes and raise the same event again and again, so every alert is recorded
 under a key ("run_failed:<run_id>", "not_published:2026-11"): a key is recorded once,
-and sent once per channel (chat webhook and/or e-mail).
+and delivered once per channel (chat webhook and/or e-mail; at least once, see below).
 
 The outbox is a SQLite file, `<data_dir>/alerts/outbox.sqlite`, shared by the daemon's
-sensors and the CLI. `deliver_pending` claims undelivered rows inside a write
-transaction (so two processes never send the same alert twice), sends them outside it,
-then marks each one sent, or failed: a failed delivery is logged and retried at the next
-call, and given up 72 h after the alert was recorded. Delivering never raises: an alert
-must never fail a run or a sensor.
+sensors and the CLI. `deliver_pending` goes through the undelivered (alert, channel) rows
+oldest first, one at a time: it claims one inside a short write transaction (so two
+processes never send the same alert at once, and a concurrent call takes the next one),
+sends it outside it, marks it, then claims the next. Each delivery ends:
+- sent;
+- failed, for good, when the receiver refuses that message (webhook HTTP 4xx except the
+  channel-level 401/403/404/407/408/410/429, SMTP 5xx at MAIL, RCPT or DATA): logged, kept
+  with its error (listed by `observatoire alert`), never retried; the channel goes on with
+  the next messages;
+- still pending, when the channel itself failed (timeout, connection error, HTTP 3xx,
+  5xx or a channel-level 4xx, SMTP 4xx or login refused): logged, and the channel's
+  other messages wait for the next call; given up ("abandoned") 72 h after the alert was
+  recorded.
+Delivering never raises: an alert must never fail a run or a sensor.
+
+Delivery is at least once (a process can die between sending and marking it sent), so
+every message carries an id stable across retries: the webhook JSON's `id` (the key) and
+the e-mail's `Message-ID` (derived from the key); a receiver can drop a repeat.
 
 No secret (Instagram token, app secret, SMTP password, webhook URL) is stored or sent:
 text and detail are scrubbed when recorded, and errors are scrubbed before being logged.
@@ -19,12 +32,14 @@ text and detail are scrubbed when recorded, and errors are scrubbed before being
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import re
 import smtplib
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -43,6 +58,9 @@ NO_CHANNEL = "none"                     # pseudo-channel: "recorded, nowhere to 
 SECURITIES = ("starttls", "ssl", "none")
 GIVE_UP_AFTER = dt.timedelta(hours=72)
 CLAIM_EXPIRES = dt.timedelta(minutes=10)
+# webhook 4xx answers about the channel (URL, credentials, throttling), not the message:
+# the channel is retried at the next call instead of the message being failed for good
+CHANNEL_HTTP_ERRORS = frozenset({401, 403, 404, 407, 408, 410, 429})
 DETAIL_MAX = 3000
 WEBHOOK_TEXT_MAX = 3500
 ERROR_MAX = 300
@@ -66,7 +84,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS deliveries (
     key        TEXT NOT NULL REFERENCES alerts(key),
     channel    TEXT NOT NULL,            -- webhook | email | none (no channel configured)
-    state      TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | abandoned
+    state      TEXT NOT NULL DEFAULT 'pending',  -- pending|sending|sent|failed|abandoned
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     claimed_at TEXT,                     -- when state became 'sending'
@@ -106,10 +124,13 @@ class AlertSettings:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What one `deliver_pending` call did: deliveries sent / failed, still pending after."""
+    """What one `deliver_pending` call did: deliveries sent / failed (attempts that failed,
+    refused ones included), still pending after; `refused`: those of `failed` the receiver
+    refused for good (state 'failed', not retried)."""
     sent: int
     failed: int
     pending: int
+    refused: int = 0
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -184,7 +205,7 @@ def _url_origin(url: str) -> str:
 
 def _describe_error(exc: BaseException, settings: AlertSettings) -> str:
     """A short, secret-free description of a delivery error (requests puts URLs in them)."""
-    message = f"{type(exc).__name__}: {exc}"
+    message = _smtp_reply(exc) or f"{type(exc).__name__}: {exc}"
     url = settings.webhook_url
     if url:
         parts = urlsplit(url)
@@ -194,6 +215,20 @@ def _describe_error(exc: BaseException, settings: AlertSettings) -> str:
                 message = message.replace(piece, "/<redacted>")
     secrets = _secrets(os.environ, (settings.smtp_password, settings.webhook_url))
     return _cap(scrub(message, secrets), ERROR_MAX)
+
+
+def _smtp_reply(exc: BaseException) -> str | None:
+    """'SMTP 550: <the server's text>' for an SMTP refusal, else None."""
+    def text(raw: bytes | str) -> str:
+        raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return " ".join(raw.split())
+
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "SMTP recipients refused: " + "; ".join(
+            f"{addr}: {code} {text(msg)}" for addr, (code, msg) in exc.recipients.items())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code}: {text(exc.smtp_error)}"
+    return None
 
 
 # --- storage ----------------------------------------------------------------------------
@@ -252,32 +287,42 @@ def deliver_pending(data_dir: Path, settings: AlertSettings | None = None, *,
 
 def _deliver(data_dir: Path, settings: AlertSettings, now: dt.datetime) -> Delivery:
     channels = settings.channels or (NO_CHANNEL,)
+    started = time.monotonic()
     with closing(_connect(data_dir)) as conn:
-        claimed = _claim(conn, channels, now)
-        sent = failed = 0
+        _prepare(conn, channels, now)
+        sent = failed = refused = 0
         broken: set[str] = set()          # channels that failed during this call
-        for row in claimed:
-            if row["channel"] in broken:  # don't wait N timeouts on a dead server
-                _mark(conn, row, "pending", error=None, now=now, attempted=False)
-                continue
-            error = _send(row, settings)
-            if error is None:
-                _mark(conn, row, "sent", error=None, now=now)
+        while NO_CHANNEL not in channels:
+            # claimed_at is the claim's real time (`now` plus the time this call took)
+            row = _claim_next(conn, tuple(c for c in channels if c not in broken), now,
+                              now + dt.timedelta(seconds=time.monotonic() - started))
+            if row is None:
+                break
+            state, error = _send(row, settings)
+            _mark(conn, row, state, error=error, now=now)
+            if state == "sent":
                 sent += 1
-            else:
-                _mark(conn, row, "pending", error=error, now=now)
-                _warn_failure(row, settings, error)
+                continue
+            failed += 1
+            _warn_failure(row, settings, error or "", refused=state == "failed")
+            if state == "failed":
+                refused += 1
+            else:                         # don't wait N timeouts on a dead server
                 broken.add(row["channel"])
-                failed += 1
-        return Delivery(sent, failed, _count_pending(conn, channels))
+        return Delivery(sent, failed, _count_pending(conn, channels), refused)
 
 
-def _claim(conn: sqlite3.Connection, channels: tuple[str, ...],
-           now: dt.datetime) -> list[dict]:
-    """Inside one write transaction: create missing delivery rows, give up on old ones,
-    mark the free ones 'sending' and return them (with their alert) in recording order."""
+def _free(channels: tuple[str, ...]) -> str:
+    """SQL condition: a delivery on `channels` nobody is sending (or whose claim expired);
+    parameters: *channels, the claim expiry cutoff."""
     marks = ",".join("?" * len(channels))
-    free = f"channel IN ({marks}) AND (state = 'pending' OR (state = 'sending' AND claimed_at < ?))"
+    return (f"channel IN ({marks}) AND (state = 'pending'"
+            " OR (state = 'sending' AND claimed_at < ?))")
+
+
+def _prepare(conn: sqlite3.Connection, channels: tuple[str, ...], now: dt.datetime) -> None:
+    """Inside one write transaction: create missing delivery rows, give up on old ones."""
+    free = _free(channels)
     cutoff, stale = _iso(now - GIVE_UP_AFTER), _iso(now - CLAIM_EXPIRES)
     with transaction(conn, "BEGIN IMMEDIATE"):
         new = conn.execute(
@@ -289,26 +334,31 @@ def _claim(conn: sqlite3.Connection, channels: tuple[str, ...],
             " AND key IN (SELECT key FROM alerts WHERE created_at < ?)"
             " RETURNING key, channel, attempts, last_error",
             (*channels, stale, cutoff)).fetchall()
-        if NO_CHANNEL in channels:
-            claimed_keys = []
-        else:
-            claimed_keys = conn.execute(
-                f"UPDATE deliveries SET state = 'sending', claimed_at = ? WHERE {free}"
-                " RETURNING key, channel", (_iso(now), *channels, stale)).fetchall()
     _log_unrouted(conn, [r for r in new if r["channel"] == NO_CHANNEL])
     for row in abandoned:
         log.error("alert %s given up on %s: undelivered %d h after it was recorded "
                   "(%d attempts, last error: %s)", row["key"], row["channel"],
                   GIVE_UP_AFTER // dt.timedelta(hours=1), row["attempts"], row["last_error"])
-    return _with_alerts(conn, claimed_keys)
 
 
-def _with_alerts(conn: sqlite3.Connection, claimed: list[sqlite3.Row]) -> list[dict]:
-    rows = []
-    for claim in claimed:
-        alert = conn.execute("SELECT * FROM alerts WHERE key = ?", (claim["key"],)).fetchone()
-        rows.append({**dict(alert), "channel": claim["channel"]})
-    return sorted(rows, key=lambda r: (r["created_at"], r["key"], r["channel"]))
+def _claim_next(conn: sqlite3.Connection, channels: tuple[str, ...], now: dt.datetime,
+                claimed_at: dt.datetime) -> dict | None:
+    """Inside a short write transaction: mark the oldest free delivery on `channels`
+    'sending' and return it with its alert; None when there is none left."""
+    if not channels:
+        return None
+    cutoff, stale = _iso(now - GIVE_UP_AFTER), _iso(now - CLAIM_EXPIRES)
+    with transaction(conn, "BEGIN IMMEDIATE"):
+        row = conn.execute(
+            "SELECT a.*, d.channel FROM deliveries d JOIN alerts a ON a.key = d.key"
+            f" WHERE {_free(channels)} AND a.created_at >= ?"
+            " ORDER BY a.created_at, a.key, d.channel LIMIT 1",
+            (*channels, stale, cutoff)).fetchone()
+        if row is not None:
+            conn.execute("UPDATE deliveries SET state = 'sending', claimed_at = ?"
+                         " WHERE key = ? AND channel = ?",
+                         (_iso(claimed_at), row["key"], row["channel"]))
+    return None if row is None else dict(row)
 
 
 def _log_unrouted(conn: sqlite3.Connection, new: list[sqlite3.Row]) -> None:
@@ -318,11 +368,11 @@ def _log_unrouted(conn: sqlite3.Connection, new: list[sqlite3.Row]) -> None:
 
 
 def _mark(conn: sqlite3.Connection, row: dict, state: str, *, error: str | None,
-          now: dt.datetime, attempted: bool = True) -> None:
+          now: dt.datetime) -> None:
     conn.execute(
-        "UPDATE deliveries SET state = ?, claimed_at = NULL, attempts = attempts + ?,"
+        "UPDATE deliveries SET state = ?, claimed_at = NULL, attempts = attempts + 1,"
         " last_error = COALESCE(?, last_error), sent_at = ? WHERE key = ? AND channel = ?",
-        (state, int(attempted), error, _iso(now) if state == "sent" else None,
+        (state, error, _iso(now) if state == "sent" else None,
          row["key"], row["channel"]))
 
 
@@ -332,22 +382,42 @@ def _count_pending(conn: sqlite3.Connection, channels: tuple[str, ...]) -> int:
                         " AND state IN ('pending', 'sending')", channels).fetchone()[0]
 
 
-def _warn_failure(row: dict, settings: AlertSettings, error: str) -> None:
+def _warn_failure(row: dict, settings: AlertSettings, error: str, *, refused: bool) -> None:
     where = (_url_origin(settings.webhook_url or "") if row["channel"] == "webhook"
              else f"{settings.smtp_host}:{settings.smtp_port}")
-    log.warning("alert %s not delivered by %s (%s): %s; retried at the next call",
-                row["key"], row["channel"], where, error)
+    if refused:
+        log.error("alert %s refused by %s (%s): %s; marked failed, not retried",
+                  row["key"], row["channel"], where, error)
+    else:
+        log.warning("alert %s not delivered by %s (%s): %s; retried at the next call",
+                    row["key"], row["channel"], where, error)
 
 
-def _send(row: dict, settings: AlertSettings) -> str | None:
-    """Send one alert on its channel: None when delivered, else the (scrubbed) error."""
+def _send(row: dict, settings: AlertSettings) -> tuple[str, str | None]:
+    """Send one alert on its channel: ("sent", None), or ("failed", error) when the
+    receiver refuses this message for good, or ("pending", error) when the channel failed
+    (error scrubbed)."""
     try:
         if row["channel"] == "webhook":
-            return _post_webhook(row, settings)
+            status, error = _post_webhook(row, settings)
+            if error is None:
+                return "sent", None
+            refused = 400 <= status < 500 and status not in CHANNEL_HTTP_ERRORS
+            return ("failed" if refused else "pending"), error
         _send_email(row, settings)
-        return None
+        return "sent", None
     except Exception as exc:  # noqa: BLE001 — any failure: kept, logged, retried
-        return _describe_error(exc, settings)
+        return ("failed" if _smtp_refused(exc) else "pending"), _describe_error(exc, settings)
+
+
+def _smtp_refused(exc: BaseException) -> bool:
+    """True for an SMTP permanent (5xx) refusal of this message, at MAIL, RCPT or DATA."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):   # every recipient refused
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPDataError | smtplib.SMTPSenderRefused):
+        return exc.smtp_code >= 500
+    return False
 
 
 # --- channels ---------------------------------------------------------------------------
@@ -357,18 +427,26 @@ def webhook_payload(row: Mapping) -> dict:
     detail = row["detail"] if row["detail"] and row["detail"] not in row["text"] else ""
     text = row["text"] + (f" — {detail}" if detail else "")
     return {"text": _cap(text, WEBHOOK_TEXT_MAX), "event": row["event"],
-            "month": row["month"], "run_id": row["run_id"], "detail": row["detail"]}
+            "month": row["month"], "run_id": row["run_id"], "detail": row["detail"],
+            "id": row["key"]}   # the outbox key: same on a retry, for the receiver to dedup
 
 
-def _post_webhook(row: Mapping, settings: AlertSettings) -> str | None:
+def _post_webhook(row: Mapping, settings: AlertSettings) -> tuple[int, str | None]:
+    """(HTTP status, None when accepted else the scrubbed error)."""
     response = requests.post(settings.webhook_url, json=webhook_payload(row),
                              headers={"Content-Type": "application/json"},
                              timeout=settings.timeout_s, allow_redirects=False)
     if response.status_code >= 300:
         body = " ".join(response.text.split())[:200]
-        return _cap(scrub(f"HTTP {response.status_code}: {body}",
-                          _secrets(os.environ, (settings.webhook_url,))), ERROR_MAX)
-    return None
+        return response.status_code, _cap(scrub(
+            f"HTTP {response.status_code}: {body}",
+            _secrets(os.environ, (settings.webhook_url,))), ERROR_MAX)
+    return response.status_code, None
+
+
+def message_id(key: str) -> str:
+    """The e-mail Message-ID of the alert recorded under `key`: the same on every retry."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@observatoire>"
 
 
 def email_message(row: Mapping, settings: AlertSettings) -> EmailMessage:
@@ -378,6 +456,7 @@ def email_message(row: Mapping, settings: AlertSettings) -> EmailMessage:
     message["Subject"] = f"[Observatoire] {row['event']}{month}: {first}"
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(settings.smtp_to)
+    message["Message-ID"] = message_id(row["key"])
     message.set_content(f"{row['text']}\n\nevent: {row['event']}\nmonth: {row['month'] or '-'}\n"
                         f"run_id: {row['run_id'] or '-'}\n\n{row['detail']}\n")
     return message

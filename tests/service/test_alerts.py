@@ -7,10 +7,12 @@ import email
 import email.policy
 import json
 import logging
+import re
 import socket
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,6 +23,7 @@ from dagster_project.service.alerts import (
     AlertSettings,
     Delivery,
     deliver_pending,
+    email_message,
     load_alert_settings,
     notify,
     outbox_path,
@@ -35,12 +38,16 @@ ALERT = Alert(event="run_failed", text="Run abc failed at step collect.", month=
 
 
 class Receiver:
-    """A webhook receiver: records each POST body; answers 500 to the first `fail_first`."""
+    """A webhook receiver: records each POST body; answers 500 to the first `fail_first`,
+    `refuse[marker]` to a message whose text contains `marker`, else 200. `on_post(body)`,
+    when set, runs in the handler before it answers."""
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []        # every POST received
         self.accepted: list[dict] = []      # those answered 200
         self.fail_first = 0
+        self.refuse: dict[str, int] = {}    # text marker -> HTTP status answered
+        self.on_post = None
         self.delay_s = 0.0
         self.lock = threading.Lock()
         receiver = self
@@ -49,14 +56,17 @@ class Receiver:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 time.sleep(receiver.delay_s)
+                if receiver.on_post is not None:
+                    receiver.on_post(body)
                 with receiver.lock:
                     receiver.bodies.append(body)
-                    ok = len(receiver.bodies) > receiver.fail_first
-                    if ok:
+                    status = 500 if len(receiver.bodies) <= receiver.fail_first else next(
+                        (s for m, s in receiver.refuse.items() if m in body["text"]), 200)
+                    if status == 200:
                         receiver.accepted.append(body)
-                self.send_response(200 if ok else 500)
+                self.send_response(status)
                 self.end_headers()
-                self.wfile.write(b"ok" if ok else b"boom")
+                self.wfile.write({200: b"ok", 500: b"boom"}.get(status, b"invalid_payload"))
 
             def log_message(self, *args) -> None:
                 pass
@@ -74,13 +84,26 @@ class Receiver:
 
 
 class Sink:
+    """An SMTP sink: keeps the messages it accepts; answers `refuse[marker]` (e.g. "550 …")
+    to DATA of a message containing `marker`, and "451 …" to the first `fail_first`."""
+
     async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content,
-                                                      policy=email.policy.default))
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.attempts.append(message)
+        if len(self.attempts) <= self.fail_first:
+            return "451 4.3.0 try again later"
+        text = envelope.content.decode("utf-8", "replace")
+        for marker, reply in self.refuse.items():
+            if marker in text:
+                return reply
+        self.messages.append(message)
         return "250 OK"
 
     def __init__(self) -> None:
-        self.messages: list = []
+        self.messages: list = []            # accepted
+        self.attempts: list = []            # every DATA received
+        self.refuse: dict[str, str] = {}
+        self.fail_first = 0
 
 
 def free_port() -> int:
@@ -121,7 +144,7 @@ def test_one_post_per_key_with_its_fields(tmp_path, receiver):
     assert receiver.bodies[0] == {
         "text": "Run abc failed at step collect. — step collect: HTTPError 400",
         "event": "run_failed", "month": "2026-10", "run_id": "abc-123",
-        "detail": "step collect: HTTPError 400"}
+        "detail": "step collect: HTTPError 400", "id": "run_failed:abc-123"}
     [row] = recent(tmp_path)
     assert row["key"] == "run_failed:abc-123" and row["channels"]["webhook"]["state"] == "sent"
 
@@ -228,6 +251,153 @@ def test_two_concurrent_deliveries_send_once(tmp_path, receiver):
         t.join(10)
     assert len(receiver.bodies) == 1
     assert sorted(r.sent for r in results) == [0, 1]
+
+
+def three_alerts(data_dir, marker: str = "", first_minute: int = 0) -> list[str]:
+    """Record alerts k1, k2, k3 one minute apart (k2's text contains `marker`): their texts."""
+    texts = [f"Run {n} failed{' ' + marker if n == 2 else ''}." for n in (1, 2, 3)]
+    for n, text in enumerate(texts, 1):
+        record(data_dir, f"k{n}", Alert(event="run_failed", text=text),
+               now=T0 + dt.timedelta(minutes=first_minute + n))
+    return texts
+
+
+def test_400_fails_that_message_and_the_rest_are_sent(tmp_path, receiver, monkeypatch):
+    """A message the webhook refuses (4xx) is marked failed, not retried, listed by
+    `observatoire alert`; the channel keeps delivering the messages after it. 429 and the
+    channel's own refusals (404: URL unknown) keep it pending, retried next call."""
+    from typer.testing import CliRunner
+
+    from dagster_project.cli.app import app
+
+    data_dir = tmp_path / "data"
+    receiver.refuse = {"BAD": 400}
+    settings = AlertSettings(webhook_url=receiver.url, timeout_s=5)
+    texts = three_alerts(data_dir, "BAD")
+    now = T0 + dt.timedelta(minutes=5)
+    done = deliver_pending(data_dir, settings, now=now)
+    assert [b["text"] for b in receiver.accepted] == [texts[0], texts[2]]
+    state = {r["key"]: r["channels"]["webhook"] for r in recent(data_dir)}
+    assert {k: s["state"] for k, s in state.items()} == {
+        "k1": "sent", "k2": "failed", "k3": "sent"}
+    assert state["k2"]["last_error"] == "HTTP 400: invalid_payload"
+    assert done == Delivery(sent=2, failed=1, pending=0, refused=1)
+    assert deliver_pending(data_dir, settings, now=now) == Delivery(0, 0, 0)
+    assert len(receiver.bodies) == 3                        # the refused one is not retried
+
+    for name in ("OBSERVATOIRE_ALERT_WEBHOOK_URL", "OBSERVATOIRE_ALERT_SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    listed = CliRunner().invoke(app, ["alert", "--data-dir", str(data_dir)],
+                                env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "Run 2 failed BAD.  — webhook failed (HTTP 400: invalid_payload)" in listed.output
+
+    receiver.refuse = {"SLOW": 429}
+    record(data_dir, "k4", Alert(event="run_failed", text="Run 4 failed SLOW."), now=now)
+    assert deliver_pending(data_dir, settings, now=now) == Delivery(
+        sent=0, failed=1, pending=1, refused=0)
+    receiver.refuse = {"SLOW": 404}
+    assert deliver_pending(data_dir, settings, now=now).pending == 1
+    k4 = recent(data_dir)[0]["channels"]["webhook"]
+    assert (k4["state"], k4["attempts"], k4["last_error"]) == (
+        "pending", 2, "HTTP 404: invalid_payload")
+
+
+def test_one_message_claimed_at_a_time(tmp_path, receiver):
+    """While a message is being sent, the later ones are still 'pending', not claimed."""
+    settings = AlertSettings(webhook_url=receiver.url, timeout_s=5)
+    three_alerts(tmp_path)
+    seen = []
+
+    def look(body) -> None:
+        with closing(sqlite3.connect(outbox_path(tmp_path))) as conn:
+            seen.append(dict(conn.execute("SELECT key, state FROM deliveries").fetchall()))
+
+    receiver.on_post = look
+    assert deliver_pending(tmp_path, settings, now=T0 + dt.timedelta(minutes=5)).sent == 3
+    assert seen == [{"k1": "sending", "k2": "pending", "k3": "pending"},
+                    {"k1": "sent", "k2": "sending", "k3": "pending"},
+                    {"k1": "sent", "k2": "sent", "k3": "sending"}]
+
+
+def test_two_concurrent_deliveries_share_the_messages(tmp_path, receiver):
+    """The first POST is held until a second one arrives: a concurrent call sends the next
+    message meanwhile; each message is still sent once."""
+    settings = AlertSettings(webhook_url=receiver.url, timeout_s=5)
+    texts = three_alerts(tmp_path)
+    second_post = threading.Event()
+    posts = []
+
+    def hold(body) -> None:
+        with receiver.lock:
+            posts.append(body)
+            first = len(posts) == 1
+        if first:
+            second_post.wait(3)
+        else:
+            second_post.set()
+
+    receiver.on_post = hold
+    barrier = threading.Barrier(2)
+    results = []
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(deliver_pending(tmp_path, settings, now=T0 + dt.timedelta(minutes=5)))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(b["text"] for b in receiver.bodies) == texts
+    assert sorted(r.sent for r in results) == [1, 2]
+
+
+def test_ids_for_deduplication(tmp_path, receiver, smtp):
+    """At least once: a retried alert carries the same `id` (webhook) and Message-ID
+    (e-mail), derived from its key, so a receiver can drop a repeat."""
+    sink, port = smtp
+    receiver.fail_first, sink.fail_first = 1, 1              # HTTP 500, then SMTP 451
+    settings = email_settings(port, webhook_url=receiver.url)
+    record(tmp_path, "run_failed:abc-123", ALERT)
+    assert deliver_pending(tmp_path, settings) == Delivery(sent=0, failed=2, pending=2)
+    assert deliver_pending(tmp_path, settings) == Delivery(sent=2, failed=0, pending=0)
+    assert [b.get("id") for b in receiver.bodies] == ["run_failed:abc-123"] * 2
+    with closing(sqlite3.connect(outbox_path(tmp_path))) as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM alerts").fetchone())
+    message_id = email_message(row, settings)["Message-ID"]
+    assert message_id and re.fullmatch(r"<[0-9a-f]{32}@observatoire>", message_id)
+    assert [m["Message-ID"] for m in sink.attempts] == [message_id, message_id]
+    assert email_message(row, settings)["Message-ID"] == message_id
+    assert email_message({**row, "key": "run_failed:other"}, settings)["Message-ID"] != message_id
+
+
+def test_smtp_5xx_fails_that_message_and_the_next_is_sent(tmp_path, smtp):
+    """A message the SMTP server refuses for good (550 at DATA) is marked failed; the next
+    one is delivered in the same call; a 451 keeps the channel pending."""
+    sink, port = smtp
+    sink.refuse = {"BAD": "550 5.7.1 content refused"}
+    settings = email_settings(port)
+    texts = three_alerts(tmp_path, "BAD")
+    now = T0 + dt.timedelta(minutes=5)
+    done = deliver_pending(tmp_path, settings, now=now)
+    assert [m.get_content().splitlines()[0] for m in sink.messages] == [texts[0], texts[2]]
+    state = {r["key"]: r["channels"]["email"] for r in recent(tmp_path)}
+    assert {k: s["state"] for k, s in state.items()} == {
+        "k1": "sent", "k2": "failed", "k3": "sent"}
+    assert state["k2"]["last_error"] == "SMTP 550: 5.7.1 content refused"
+    assert done == Delivery(sent=2, failed=1, pending=0, refused=1)
+    assert deliver_pending(tmp_path, settings, now=now) == Delivery(0, 0, 0)
+    assert len(sink.attempts) == 3
+
+    sink.refuse = {"LATER": "451 4.7.1 greylisted"}
+    record(tmp_path, "k4", Alert(event="run_failed", text="Run 4 failed LATER."), now=now)
+    assert deliver_pending(tmp_path, settings, now=now) == Delivery(
+        sent=0, failed=1, pending=1, refused=0)
+    k4 = recent(tmp_path)[0]["channels"]["email"]
+    assert (k4["state"], k4["last_error"]) == ("pending", "SMTP 451: 4.7.1 greylisted")
 
 
 def test_claim_older_than_10_minutes_is_free_again(tmp_path, receiver):
