@@ -35,9 +35,11 @@ from dagster import (
 
 from dagster_project import months as m
 from dagster_project.service.alerts import Alert, deliver_pending, notify, record
+from dagster_project.service.liveness import alive
 
 AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
+IN_PROGRESS = (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING)
 PARIS = "Europe/Paris"
 PUBLISH_DEADLINE = (2, 12)            # the month is published by the 2nd at 12:00 (Paris)
 UNREADABLE = "published_unreadable_since"   # watch cursor: when the copy was first unreadable
@@ -68,34 +70,6 @@ def interval_s(name: str, default: int) -> int:
 
 # --- runs left "started" by a crash ------------------------------------------------------
 
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
-
-
-def _process_started_at(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds; None when it does not exist or /proc is
-    not readable)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":        # a zombie has finished
-        return None
-    return boot + int(fields[19]) / _clock_ticks()
-
-
-def alive(pid: int, since: float | None = None) -> bool:
-    """True while process `pid` exists and, when `since` is given, started no later than
-    that moment (after a reboot the same pid may be another process)."""
-    started = _process_started_at(pid)
-    if started is None:
-        return False
-    return since is None or started <= since + 2.0
-
-
 def worker_pid(instance, run) -> tuple[int, float | None] | None:
     """(pid, when it was recorded) of the process running `run`: the CLI's tag, or the run
     worker the code server started ("Started process for run (pid: N)")."""
@@ -119,11 +93,13 @@ def recover_dead_runs(instance) -> list[tuple[str, int]]:
     cancelling is marked cancelled. A run whose process is not known yet (still starting)
     is left to run monitoring's start timeout. Returns (run id, pid) of each."""
     recovered = []
-    runs = instance.get_runs(RunsFilter(statuses=[
-        DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]))
-    for run in runs:
-        found = worker_pid(instance, run)
+    runs = instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS)))
+    for listed in runs:
+        found = worker_pid(instance, listed)
         if found is None or alive(*found):
+            continue
+        run = instance.get_run_by_id(listed.run_id)   # it may have ended since the listing
+        if run is None or run.status not in IN_PROGRESS:
             continue
         pid = found[0]
         message = (f"the run's process (pid {pid}) is gone (killed, crash or reboot): "

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from dagster import (
@@ -396,3 +398,59 @@ def test_a_token_problem_that_ends_and_comes_back_is_alerted_again(tmp_path, mon
 ])
 def test_an_alert_key_names_the_occurrence(open_problems, state, problem, expected):
     assert automation.occurrence(open_problems, state, problem, "2027-03-04") == expected
+
+
+class FinishesAfterListing:
+    """The instance as recover_dead_runs sees it when a run ends (here: cancelled by the
+    operator) between the listing of runs in progress and the check of its process."""
+
+    def __init__(self, instance):
+        self.instance = instance
+
+    def __getattr__(self, name):
+        return getattr(self.instance, name)
+
+    def get_runs(self, *args, **kwargs):
+        runs = self.instance.get_runs(*args, **kwargs)
+        for run in runs:
+            self.instance.report_run_canceled(run, "stopped by the operator")
+        return runs
+
+
+def test_a_run_that_ends_after_the_listing_is_not_marked_failed():
+    with DagsterInstance.ephemeral() as instance:
+        run = create_run_for_test(instance, job_name="build_from_landing",
+                                  status=DagsterRunStatus.STARTED,
+                                  tags={PID_TAG: str(dead_pid())})
+        assert recover_dead_runs(FinishesAfterListing(instance)) == []
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+
+
+LIVENESS = Path(automation.__file__).parents[1] / "service" / "liveness.py"
+AS_NOBODY_BEHIND_HIDDEN_PROC = ["unshare", "--mount", "--fork", "sh", "-c",
+                                ('mount -t proc -o hidepid=invisible proc /proc && exec setpriv'
+                                 ' --reuid=65534 --regid=65534 --clear-groups "$@"'), "sh"]
+
+
+def test_a_run_of_another_user_behind_a_hidden_proc_is_alive(tmp_path):
+    """serve as its own user under ProtectProc=invisible, the operator's run as root: the
+    run's process cannot be seen in /proc, and is alive."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        pytest.skip("needs root, unshare and setpriv to hide /proc from another user")
+    script = ("import importlib.util, sys, time\n"
+              f"spec = importlib.util.spec_from_file_location('liveness', {str(LIVENESS)!r})\n"
+              "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+              "import os\n"
+              "print(os.path.exists(f'/proc/{sys.argv[1]}'), mod.alive(int(sys.argv[1]), "
+              "time.time()), mod.alive(int(sys.argv[2])))\n")
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        out = subprocess.run([*AS_NOBODY_BEHIND_HIDDEN_PROC, "/usr/bin/python3", "-c", script,
+                              str(other.pid), str(dead_pid())],
+                             check=False, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0 and "mount" in out.stderr:
+            pytest.skip(f"cannot mount a private /proc here: {out.stderr.strip()}")
+        assert out.stdout.split() == ["False", "True", "False"], out.stderr
+    finally:
+        other.kill()
+        other.wait()
