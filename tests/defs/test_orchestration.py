@@ -1,21 +1,17 @@
-"""Pure pieces of the Dagster glue: schedules, sensor, dbt arguments, lineage, instance."""
+"""Pure pieces of the Dagster glue: schedules, dbt arguments, lineage, instance (the landing
+sensor: test_landing_sensor.py)."""
 import datetime as dt
-import json
-import os
 
 from dagster import (
-    DagsterInstance,
     RunRequest,
     SkipReason,
     build_schedule_context,
-    build_sensor_context,
 )
 
 from dagster_project.definitions import defs
 from dagster_project.defs.assets.transform import dbt_build_args, month_env
 from dagster_project.defs.instance import ensure_instance
 from dagster_project.defs.schedules import graph_api_collection, monthly_publication
-from dagster_project.defs.sensors import landing_files_sensor, landing_state
 
 
 def test_dbt_args_and_month_env():
@@ -69,27 +65,6 @@ def test_publication_schedule_builds_the_month_just_finished():
     request = monthly_publication(ctx)
     assert request.partition_key == "2021-07-01"
     assert request.run_config["resources"]["observatoire"]["config"]["source"] == "landing"
-
-
-def test_sensor_requests_changed_months_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
-    folder = tmp_path / "landing" / "instagram" / "2021-07"
-    folder.mkdir(parents=True)
-    (folder / "a.ndjson").write_text("{}\n")
-    (tmp_path / "landing" / "instagram" / "not-a-month").mkdir()
-    assert list(landing_state(tmp_path / "landing" / "instagram")) == ["2021-07-01"]
-    with DagsterInstance.ephemeral() as instance:
-        # a cursor from a tick that saw no landing file (its first tick: see test_automation)
-        ctx = build_sensor_context(instance=instance, cursor="{}")
-        requests = landing_files_sensor(ctx)
-        assert [r.partition_key for r in requests] == ["2021-07-01"]
-        again = build_sensor_context(instance=instance, cursor=ctx.cursor)
-        assert isinstance(landing_files_sensor(again), SkipReason)
-        os.utime(folder / "a.ndjson", (2e9, 2e9))       # the file changes
-        later = build_sensor_context(instance=instance, cursor=ctx.cursor)
-        changed = landing_files_sensor(later)
-        assert [r.partition_key for r in changed] == ["2021-07-01"]
-        assert json.loads(later.cursor) == {"2021-07-01": 2e9}
 
 
 def test_instance_settings_limit_the_warehouse_pool(tmp_path):
