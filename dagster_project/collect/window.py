@@ -5,8 +5,10 @@ schedule and `observatoire run --source graph_api` alike): it counts the account
 collected yet this month, plans today's share (`plan.plan_day`), collects with
 the run's budgets, and appends one line per run start, throttling hold and end to the
 month's run log, `<data_dir>/collection/<YYYY-MM>.jsonl` (outside the landing folder: landing files are the
-archive, the log is operational). `month_status` reads the registry, the month's landing
-files and the run log: what `observatoire status` and the asset's metadata show.
+archive, the log is operational). A run that fails for more than half of its accounts is
+alerted that night (`collection_failing`, collect/night.py). `month_status` reads the
+registry, the month's landing files and the run log: what `observatoire status` and the
+asset's metadata show.
 """
 from __future__ import annotations
 
@@ -258,6 +260,7 @@ def collect_today(accounts: list[Account], settings: Settings, *,
 
 def _collect_today(accounts, settings, ps, options, now, max_in_flight, progress) -> DayOutcome:
     from dagster_project.collect.graph_api import CollectorOptions, collect_month
+    from dagster_project.collect.night import alert_failing_night
 
     started = now().astimezone(dt.UTC)
     month = current_month(started.date())
@@ -302,6 +305,8 @@ def _collect_today(accounts, settings, ps, options, now, max_in_flight, progress
         "usage_max_pct": result.usage_max_pct, "pauses": len(result.pauses),
         "paused_s": result.paused_s, "files": [p.name for p in result.files]})
     after = month_status(accounts, settings, month, today=started.date(), plan_settings=ps)
+    # more than half of the run's accounts failed: alerted tonight, once a night (night.py)
+    alert_failing_night(settings.data_dir, result, started, collection_run=run_id)
     return DayOutcome(result, plan, after)
 
 

@@ -11,6 +11,8 @@ Scenarios (per handle, keyword arguments of `scenario`):
   not_business=True         code 100 / subcode 2207065
   not_business_msg=True     code 100, no subcode, message only
   bad_param=True            code 100 "Invalid parameter" (generic error)
+  graph_error=(S, C, M)     any Graph error body: HTTP status S, code C, message M (a
+                            permission error, a retired API version…)
   throttle=N                first N requests rate limited; throttle_code=4|17|32|613|80002
                             or None for a bare HTTP 429; retry_after="2" adds Retry-After
   fail_5xx=N                first N requests answer 5xx (alternating JSON code 2 / HTML 502)
@@ -301,6 +303,9 @@ class FakeGraphAPI:
             return error(400 if code != 4 else 403, code,
                          f"(#{code}) Application request limit reached", extra_headers=extra,
                          is_transient=True)
+        if sc.get("graph_error"):
+            status, code, message = sc["graph_error"]
+            return error(status, code, message)
         if sc.get("echo_token"):
             return error(400, 100, f"Invalid parameter (token {auth[len('Bearer '):]} was used)")
         if sc.get("bad_param"):

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ class CollectionResult:
     remaining: int = 0    # accounts left for the next run (dropped included)
     left: list = field(default_factory=list)    # their handles, in registry order
     pauses: list = field(default_factory=list)  # the run's holds (governor records)
+    # the accounts in status error, by error (`error_label`), in the order first seen
+    errors: Counter = field(default_factory=Counter)
 
     @property
     def paused_s(self) -> float:
@@ -221,6 +224,7 @@ class _Run:
         self.client, self.writer, self.budget, self.stop = client, writer, budget, stop
         self.todo, self.skipped, self.progress, self.batch_size = todo, skipped, progress, batch_size
         self.counts = {"ok": 0, "not_found": 0, "not_business": 0, "error": 0}
+        self.errors: Counter = Counter()
         self.buffer: list[dict] = []
         self.done = 0
         self.finished: set[str] = set()
@@ -282,6 +286,8 @@ class _Run:
         self.done += 1
         self.finished.add(rec["handle"])
         self.counts[rec["status"]] += 1
+        if rec["status"] == "error":
+            self.errors[error_label(rec.get("error"))] += 1
         self.buffer.append(rec)
         if len(self.buffer) >= self.batch_size:
             self.writer.write(self.buffer)
@@ -301,7 +307,20 @@ class _Run:
             usage_max_pct=gov.max_usage,
             stopped_reason=client.stop_reason or self.budget.reason, dropped=self.budget.dropped,
             remaining=len(self.todo) - self.done, pauses=list(gov.pauses),
-            left=[h for h in self.todo if h not in self.finished])
+            left=[h for h in self.todo if h not in self.finished], errors=Counter(self.errors))
+
+
+def error_label(error: dict | None) -> str:
+    """An account's error as stored on its landing line, in a few words:
+    "code 10: (#10) Application does not have permission for this action"."""
+    if not isinstance(error, dict):
+        return "unknown error"
+    message = " ".join(str(error.get("message") or "").split()) or "no message"
+    code, subcode = error.get("code"), error.get("subcode")
+    if code is None:
+        return message
+    return f"code {code}" + (f", subcode {subcode}" if subcode is not None else "") + \
+        f": {message}"
 
 
 def name_some(handles: list[str], at_most: int = 20) -> str:

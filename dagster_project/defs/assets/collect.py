@@ -43,6 +43,7 @@ def instagram_snapshots(context: AssetExecutionContext,
                          f"for {result.accounts} accounts over {len(months)} months")
     elif source == "graph_api":
         from dagster_project.collect import graph_api
+        from dagster_project.collect.night import night_failure
         from dagster_project.collect.window import CollectionBusy, collect_today
 
         try:
@@ -75,8 +76,14 @@ def instagram_snapshots(context: AssetExecutionContext,
             context.log.warning(f"graph_api: {len(result.left)} account(s) left for the next "
                                 f"run: {graph_api.name_some(result.left)}")
         if result.error or result.throttled:
+            commonest = result.errors.most_common(1)
             context.log.warning(f"graph_api: {result.error} accounts failed, "
-                                f"{result.throttled} throttling waits")
+                                f"{result.throttled} throttling waits"
+                                + (f"; commonest error ({commonest[0][1]}×): {commonest[0][0]}"
+                                   if commonest else ""))
+        if night_failure(result) is not None:  # recorded and sent by collect_today
+            context.log.warning("graph_api: more than half of this run's accounts failed: "
+                                "alerted as collection_failing (once a night)")
     else:  # landing: what is already there
         files = {mo: month_files(settings.landing_dir, mo) for mo in months}
         missing = [m.month_key(mo) for mo, f in files.items() if not f]
