@@ -1,5 +1,5 @@
 """`observatoire run` (the pipeline over a range, as one Dagster run) and `observatoire status`
-(where the month's Graph API collection stands)."""
+(where the month's Graph API collection stands, and every other part it can read)."""
 from __future__ import annotations
 
 import contextlib
@@ -242,60 +242,111 @@ def status(
     data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR, default ./data).")] = None,
     month: Annotated[str | None, typer.Option(help="Month YYYY-MM (default: the current month).")] = None,
 ) -> None:
-    """Where the month's Graph API collection stands: accounts collected / total by status,
-    requests used, last run, throttling holds, the plan for the rest of the collection
-    window; the token's health (valid, expiry, scopes: Graph API debug_token); whether
-    serve's daemon is alive and the schedules' next ticks."""
-    from dagster_project.collect.plan import load_plan_settings
-    from dagster_project.collect.window import month_status
-    from dagster_project.registry.accounts import read_registry
-    from dagster_project.registry.territories import territory_ids
+    """Every part of the observatory that can be read, each on its own: the month's Graph API
+    collection (accounts collected / total by status, requests used, last run, throttling
+    holds, the plan for the rest of the window); the token's health (valid, expiry, scopes:
+    Graph API debug_token); whether serve's daemon is alive and the schedules' next ticks;
+    the landing archive and its nightly check; the warehouse; the published copy's newest
+    month. A missing or unreadable part is named on its row; the others still show.
+
+    Exit code: 0 when every part could be read, a data folder not built yet included (no
+    warehouse, no published copy, serve never started); 1 when the accounts registry is
+    missing or a part could not be read (named on stderr), or --month is invalid."""
+    from dagster_project.service import status as parts
 
     try:
         mo = m.parse_month(month) if month else m.current_month()
-        plan_settings = load_plan_settings()
     except ValueError as exc:
         fail(str(exc))
     settings = settings_for(data_dir)
     registry = accounts or settings.accounts_file
-    try:
-        accs, rejected = read_registry(registry, territory_ids())
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    today = m.today_utc()
-    st = month_status(accs, settings, mo, today=today, plan_settings=plan_settings)
-    from dagster_project.collect.graph_api import check_token, token_rows
-    from dagster_project.service.serve import status_rows
+    today, now = m.today_utc(), dt.datetime.now(dt.UTC)
 
-    token = token_rows(check_token(settings), dt.datetime.now(dt.UTC))
-    print_status(st, registry, len(rejected), today,
-                 [*token, *status_rows(settings.dagster_home)])
+    def token() -> parts.Part:
+        from dagster_project.collect.graph_api import check_token, token_rows
+
+        return parts.Part(token_rows(check_token(settings), now))
+
+    def serve() -> parts.Part:
+        from dagster_project.service.serve import status_rows
+
+        return parts.Part(status_rows(settings.dagster_home))
+
+    def archive() -> parts.Part:
+        from dagster_project.archive.verify import archive_months
+
+        return parts.Part(parts.archive_rows(settings.landing_dir,
+                                             archive_months(settings.landing_dir)))
+
+    found = [
+        parts.guarded("registry", lambda: collection_part(registry, settings, mo, today)),
+        parts.guarded("token", token, secrets=[settings.access_token]),
+        parts.guarded("serve", serve),
+        parts.guarded("archive", archive),
+        parts.guarded("  nightly check",
+                      lambda: parts.nightly_part(settings.dagster_home, settings.data_dir)),
+        parts.guarded("warehouse", lambda: parts.warehouse_part(settings.warehouse)),
+        parts.guarded("published copy",
+                      lambda: parts.published_part(settings.published_warehouse)),
+    ]
+    print_table(mo, [row for part in found for row in part.rows])
+    problems = [part.problem for part in found if part.problem]
+    if problems:
+        console.print(f"[yellow]status incomplete:[/] {', '.join(problems)} (exit 1)")
+        raise typer.Exit(code=1)
 
 
-def print_status(st, registry: Path, rejected: int, today: dt.date,
-                 extra: list[tuple[str, str]] = ()) -> None:
+def collection_part(registry: Path, settings, mo: dt.date, today: dt.date):
+    """The month's collection rows, or the missing registry named (needs the registry)."""
+    from dagster_project.collect.plan import load_plan_settings
+    from dagster_project.collect.window import month_status
+    from dagster_project.registry.accounts import read_registry
+    from dagster_project.registry.territories import territory_ids
+    from dagster_project.service.status import Part, registry_missing
+
+    if not Path(registry).exists():
+        return registry_missing(registry)
+    accs, rejected = read_registry(registry, territory_ids())
+    st = month_status(accs, settings, mo, today=today, plan_settings=load_plan_settings())
+    return Part(collection_rows(st, registry, len(rejected), today))
+
+
+def print_table(month: dt.date, rows: list[tuple[str, str]]) -> None:
+    """status's one table: (label, value) rows under the month's title."""
     from rich.table import Table
 
-    from dagster_project.collect.plan import window_start
-
-    out = Console()
-    b, total = st.by_status, st.total
-    pct = f"{100 * st.collected / total:.0f} %" if total else "—"
-    table = Table(title=f"Graph API collection {m.month_key(st.month)}", show_header=False,
+    table = Table(title=f"Graph API collection {m.month_key(month)}", show_header=False,
                   title_justify="left", box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("registry", f"{registry} ({total:,} accounts"
-                  + (f", {rejected} rejected row(s)" if rejected else "") + ")")
-    table.add_row("collected", f"[bold]{st.collected:,} / {total:,}[/] ({pct})")
-    table.add_row("  by status", f"ok {b['ok']:,} · not_found {b['not_found']:,} · "
-                  f"not_business {b['not_business']:,}")
-    table.add_row("  still to do", f"{st.remaining:,}: error {b['error']:,} (retried next run) · "
-                  f"not collected yet {b['not_collected']:,}")
-    table.add_row("requests used", f"{st.requests:,} in {len(st.runs)} run(s)")
+    for label, value in rows:
+        table.add_row(label, value)
+    Console().print(table)
+
+
+def collection_rows(st, registry: Path, rejected: int,
+                    today: dt.date) -> list[tuple[str, str]]:
+    """Where the month's collection stands (pure)."""
+    from dagster_project.collect.plan import window_start
+
+    rows: list[tuple[str, str]] = []
+
+    def add(label: str, value: str) -> None:
+        rows.append((label, value))
+
+    b, total = st.by_status, st.total
+    pct = f"{100 * st.collected / total:.0f} %" if total else "—"
+    add("registry", f"{registry} ({total:,} accounts"
+        + (f", {rejected} rejected row(s)" if rejected else "") + ")")
+    add("collected", f"[bold]{st.collected:,} / {total:,}[/] ({pct})")
+    add("  by status", f"ok {b['ok']:,} · not_found {b['not_found']:,} · "
+        f"not_business {b['not_business']:,}")
+    add("  still to do", f"{st.remaining:,}: error {b['error']:,} (retried next run) · "
+        f"not collected yet {b['not_collected']:,}")
+    add("requests used", f"{st.requests:,} in {len(st.runs)} run(s)")
     last = st.last_run
     if last is None:
-        table.add_row("last run", "none this month")
+        add("last run", "none this month")
     else:
         why = {None: "", "usage": " — still throttled by Meta when the run's time ran out",
                "call_budget": " — the run's call budget was spent",
@@ -303,14 +354,14 @@ def print_status(st, registry: Path, rejected: int, today: dt.date,
                "quota": " — the day's quota was reached"}.get(last.stopped_reason,
                                                                f" — {last.stopped_reason}")
         detail = f"{last.collected:,} collected, {last.requests:,} requests" if last.ended_at else ""
-        table.add_row("last run", f"{last.started_at} → {last.ended_at or '…'}  "
-                      f"[bold]{last.outcome}[/]{why}" + (f"  ({detail})" if detail else "")
-                      + (f"  {last.message}" if last.message else ""))
+        add("last run", f"{last.started_at} → {last.ended_at or '…'}  "
+            f"[bold]{last.outcome}[/]{why}" + (f"  ({detail})" if detail else "")
+            + (f"  {last.message}" if last.message else ""))
     holds, held_s = st.pauses
     last_holds = (f"; last run {last.pauses} ({last.paused_s:.0f} s)"
                   if last is not None and last.pauses else "")
-    table.add_row("throttling", f"{holds} hold(s), {held_s:.0f} s waited this month{last_holds}"
-                  if holds else "no hold this month")
+    add("throttling", f"{holds} hold(s), {held_s:.0f} s waited this month{last_holds}"
+        if holds else "no hold this month")
     p = st.plan
     start = window_start(st.month, st.window_days)
     if st.month < m.current_month(today):
@@ -319,13 +370,13 @@ def print_status(st, registry: Path, rejected: int, today: dt.date,
         window = f"starts {start} (the last {st.window_days} days of the month)"
     else:
         window = f"day {st.window_days - p.days_left + 1} of {st.window_days} ({p.days_left} left, today included)"
-    table.add_row("window", window)
+    add("window", window)
     if p.calls_per_hour > 0:
-        table.add_row("plan", f"{p.accounts_per_day:,} accounts/day ({p.calls_per_run:,} calls "
-                      f"at {p.pace_calls_per_hour:.0f}/h of a {p.calls_per_hour:.0f}/h budget, "
-                      f"{p.run_hours:.0f} h, {p.calls_per_account:.2f} calls/account)")
+        add("plan", f"{p.accounts_per_day:,} accounts/day ({p.calls_per_run:,} calls "
+            f"at {p.pace_calls_per_hour:.0f}/h of a {p.calls_per_hour:.0f}/h budget, "
+            f"{p.run_hours:.0f} h, {p.calls_per_account:.2f} calls/account)")
     else:
-        table.add_row("plan", "no pacing (OBSERVATOIRE_GRAPH_CALLS_PER_HOUR=0)")
+        add("plan", "no pacing (OBSERVATOIRE_GRAPH_CALLS_PER_HOUR=0)")
     if st.remaining == 0:
         verdict = "[green]every account is collected[/]"
     elif st.month < m.current_month(today):
@@ -335,7 +386,5 @@ def print_status(st, registry: Path, rejected: int, today: dt.date,
     else:
         verdict = (f"[red]short[/]: the window can still collect {p.window_capacity:,} of "
                    f"{st.remaining:,} accounts (widen OBSERVATOIRE_COLLECTION_WINDOW_DAYS)")
-    table.add_row("outlook", verdict)
-    for label, value in extra:
-        table.add_row(label, value)
-    out.print(table)
+    add("outlook", verdict)
+    return rows
