@@ -2,8 +2,10 @@
 
 A webhook receiver and the Graph API stand-in (its token expiring in 5 days) on 127.0.0.1;
 one data folder, three lives of serve:
-1. fresh: it answers, every schedule and sensor is RUNNING under one daemon, `status` sees the
-   daemon alive and the token; the token's coming expiry is alerted once; a landing file
+1. fresh, beside a published copy that holds an older month: it answers, every schedule and
+   sensor is RUNNING under one daemon, `status` sees the daemon alive and the token; the
+   token's coming expiry is alerted once, last month's missing publication once; a message
+   the chat refuses (400) is marked failed and the later alerts still arrive; a landing file
    dropped into a month makes the daemon's sensor launch the build that ranks that month; a
    run made to fail is alerted once (run, step, error); with the receiver down, the alert
    of a failed run arrives once it is back up;
@@ -15,6 +17,7 @@ one data folder, three lives of serve:
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -32,6 +35,10 @@ from dagster_ui_server import free_port, processes_with
 from fake_graph_api import FakeGraphAPI
 from pipeline_support import BIN, ROOT, project_env
 
+from dagster_project.defs.automation import publish_due
+from dagster_project.months import month_key
+from dagster_project.service import alerts
+
 pytestmark = [pytest.mark.slow, pytest.mark.ui, pytest.mark.timeout(900)]
 
 MONTH = "2026-10"
@@ -43,6 +50,18 @@ ACCOUNTS = {"gers_departement": ("departement:32", 5400),
 
 
 TOKEN = "EAAGserve-T0KEN-s3cret-0123456789"
+REFUSED_MARK = "[refused-by-the-chat]"
+OLDER = "2026-09"          # in the published copy before serve starts, final
+
+
+def older_published_copy(data: Path) -> None:
+    """A published copy as an earlier publication left it: an older month, final."""
+    path = data / "published" / "warehouse.duckdb"
+    path.parent.mkdir(parents=True)
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute(f"create table marts.fct_monthly_rankings as select date '{OLDER}-01'"
+                    " as month, 'departement:32' as territory_id, false as is_provisional")
 
 
 class Receiver:
@@ -51,17 +70,25 @@ class Receiver:
 
     def __init__(self):
         self.posts: list[dict] = []
+        self.refused: list[dict] = []   # answered 400: texts containing REFUSED_MARK
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks/observatoire"
         self.server = None
         self.start()
 
     def start(self):
-        posts = self.posts
+        posts, refused = self.posts, self.refused
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if REFUSED_MARK in body["text"]:   # a message this chat will not take
+                    refused.append(body)
+                    self.send_response(400)
+                    self.end_headers()
+                    self.wfile.write(b"invalid_payload")
+                    return
+                posts.append(body)
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -217,6 +244,7 @@ def served(tmp_path):
                       OBSERVATOIRE_ALERT_WEBHOOK_URL=receiver.url,
                       INSTAGRAM_ACCESS_TOKEN=TOKEN, INSTAGRAM_GRAPH_URL=api.url,
                       INSTAGRAM_USER_ID=api.user_id)
+    older_published_copy(data)
     marker = f"DAGSTER_HOME={data / 'dagster'}"
     yield data, env, marker, receiver
     receiver.stop()
@@ -271,6 +299,13 @@ def test_serve_runs_the_observatory_by_itself(served):
     assert "valid (USER)" in status.stdout and "(4 day(s) left)" in status.stdout
     # the watch checks the token when serve starts: its expiry in 5 days is alerted
     token_post = receiver.wait_for(lambda p: p["event"] == "token_expiring", 90)
+    # last month is not in the published copy (an older month is): alerted, once (below)
+    due = publish_due(dt.datetime.now(dt.UTC))
+    if due is not None:
+        late = receiver.wait_for(lambda p: p["event"] == "not_published", 60)
+        assert late["month"] == month_key(due) and "not published" in late["text"]
+    # one message the chat refuses (400): marked failed, the later alerts still arrive
+    alerts.record(data, "test:refused", alerts.Alert("test", f"Observatoire: {REFUSED_MARK}"))
 
     # the landing sensor's first tick took the (empty) archive for built; then a file lands
     wait_until(lambda: serve.sensor_ticks("landing_files_sensor"), 60, "no sensor tick")
@@ -354,6 +389,11 @@ def test_serve_runs_the_observatory_by_itself(served):
     for run_id in (failing, unseen, doomed):
         assert receiver.count(lambda p, r=run_id: p.get("run_id") == r) == 1, receiver.posts
     assert receiver.count(lambda p: p["event"] == "token_expiring") == 1
+    assert receiver.count(lambda p: p["event"] == "not_published") == (due is not None)
+    assert len(receiver.refused) == 1                       # refused once, never retried
+    assert any(
+        r["key"] == "test:refused" and r["channels"]["webhook"]["state"] == "failed"
+        for r in alerts.recent(data, limit=100))
     assert receiver.count(lambda p: p.get("run_id") == inflight) == 0
     logs = serve.log.read_text() + again.log.read_text()
     assert TOKEN not in json.dumps(receiver.posts) and TOKEN not in logs
