@@ -437,16 +437,15 @@ def test_a_run_of_another_user_behind_a_hidden_proc_is_alive(tmp_path):
     run's process cannot be seen in /proc, and is alive."""
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
         pytest.skip("needs root, unshare and setpriv to hide /proc from another user")
-    script = ("import importlib.util, sys, time\n"
-              f"spec = importlib.util.spec_from_file_location('liveness', {str(LIVENESS)!r})\n"
-              "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
-              "import os\n"
-              "print(os.path.exists(f'/proc/{sys.argv[1]}'), mod.alive(int(sys.argv[1]), "
-              "time.time()), mod.alive(int(sys.argv[2])))\n")
+    # the module's source goes in the command: the checkout may not be readable by nobody
+    script = LIVENESS.read_text() + (
+        "\nimport sys, time\n"
+        "print(os.path.exists(f'/proc/{sys.argv[1]}'), alive(int(sys.argv[1]), time.time()),"
+        " alive(int(sys.argv[2])))\n")
     other = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         out = subprocess.run([*AS_NOBODY_BEHIND_HIDDEN_PROC, "/usr/bin/python3", "-c", script,
-                              str(other.pid), str(dead_pid())],
+                              str(other.pid), str(dead_pid())], cwd="/",
                              check=False, capture_output=True, text=True, timeout=30)
         if out.returncode != 0 and "mount" in out.stderr:
             pytest.skip(f"cannot mount a private /proc here: {out.stderr.strip()}")

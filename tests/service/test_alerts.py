@@ -290,7 +290,8 @@ def test_400_fails_that_message_and_the_rest_are_sent(tmp_path, receiver, monkey
     listed = CliRunner().invoke(app, ["alert", "--data-dir", str(data_dir)],
                                 env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
-    assert "Run 2 failed BAD.  — webhook failed (HTTP 400: invalid_payload)" in listed.output
+    shown = " ".join(listed.output.split())     # the console wraps at the terminal's width
+    assert "Run 2 failed BAD. — webhook failed (HTTP 400: invalid_payload)" in shown
 
     receiver.refuse = {"SLOW": 429}
     record(data_dir, "k4", Alert(event="run_failed", text="Run 4 failed SLOW."), now=now)
