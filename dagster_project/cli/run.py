@@ -268,9 +268,7 @@ def status(
         return parts.Part(token_rows(check_token(settings), now))
 
     def serve() -> parts.Part:
-        from dagster_project.service.serve import status_rows
-
-        return parts.Part(status_rows(settings.dagster_home))
+        return parts.Part(parts.status_rows(settings.dagster_home))
 
     def archive() -> parts.Part:
         from dagster_project.archive.verify import archive_months

@@ -17,20 +17,36 @@ def ui(
     data_dir: Annotated[Path | None, typer.Option(help="Data folder.")] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
 ) -> None:
-    """Start the Dagster UI (dagster dev) on 127.0.0.1 with the project's DAGSTER_HOME."""
+    """Start the Dagster UI (dagster dev) on 127.0.0.1 with the project's DAGSTER_HOME.
+    Refused (exit 1) while `observatoire serve`, or another ui, runs a daemon on the same
+    DAGSTER_HOME: dagster dev starts a daemon of its own, and two daemons run every schedule
+    twice. Use the running serve's UI instead."""
     configure(data_dir)
-    from dagster_project.defs.dbt_manifest import parse_manifest
+    from dagster_project.service import serve as supervisor
 
-    parse_manifest()  # the UI shows the models as they are now
-    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "dagster_project.definitions",
-           "-h", "127.0.0.1", "-p", str(port)]
-    console.print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']}); "
-                  "Ctrl-C to stop")
+    home = Path(os.environ["DAGSTER_HOME"])
+    url = f"http://127.0.0.1:{port}"
+    busy = supervisor.daemon_elsewhere(home)
+    try:
+        lock = None if busy else supervisor.DaemonLock(home, "ui", url).acquire()
+    except supervisor.DaemonRunning as exc:
+        busy = str(exc)
+    if busy:
+        fail(f"{busy}.\n`observatoire ui` would start a second daemon (dagster dev starts one): "
+             "every schedule and sensor would run twice. Open the running serve's UI "
+             "instead, or stop what runs first.")
+    with lock:
+        from dagster_project.defs.dbt_manifest import parse_manifest
 
-    from dagster_project.service.serve import start
-
-    proc = start(cmd)
-    code = wait_forwarding_signals(proc)
+        parse_manifest()  # the UI shows the models as they are now
+        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m",
+               "dagster_project.definitions", "-h", "127.0.0.1", "-p", str(port)]
+        console.print(f"Dagster UI on {url} (DAGSTER_HOME={home}); Ctrl-C to stop")
+        # SIGTERM to dagster dev if this process dies (even by SIGKILL): it stops its own
+        # webserver, daemon and code servers
+        proc = supervisor.start(cmd, deathsig=signal.SIGTERM)
+        lock.add_group(proc.pid)
+        code = wait_forwarding_signals(proc)
     raise typer.Exit(code=code)
 
 
@@ -53,23 +69,32 @@ def serve(
 
     configure(data_dir)
     os.environ[AUTOMATION_ENV] = "on"
-    parse_manifest()  # a freshly upgraded checkout starts with its own models
-    # The instance is opened (created, migrated) once, before the webserver and the daemon
-    # start: both at once on a fresh DAGSTER_HOME can each stamp the schema.
-    with DagsterInstance.get():
-        pass
-    supervisor.recover(say)  # runs a crash or a reboot left in progress
-    say(f"Observatoire serving on http://{host}:{port} (DAGSTER_HOME="
-        f"{os.environ['DAGSTER_HOME']}): webserver + daemon, schedules and sensors on")
-    procs = {}
-    try:
-        for name, cmd in supervisor.commands(host, port).items():
-            procs[name] = supervisor.start(cmd)
-    except OSError as exc:
-        supervisor.stop_all(procs, signal.SIGTERM, 5.0, say)
-        fail(f"cannot start {name}: {exc}")
-    code = supervisor.supervise(procs, say, sweep=lambda: supervisor.recover(say),
-                                on_signal=lambda: supervisor.cancel_in_flight(say))
+    home = Path(os.environ["DAGSTER_HOME"])
+    try:  # one daemon per DAGSTER_HOME (stops what a killed serve left, if anything)
+        lock = supervisor.DaemonLock(home, "serve", f"http://{host}:{port}").acquire(say)
+    except supervisor.DaemonRunning as exc:
+        fail(f"{exc}: a second daemon would run every schedule twice. Stop it first.")
+
+    def prepare() -> None:
+        say(f"Observatoire starting (DAGSTER_HOME={home}): dbt manifest, Dagster instance, "
+            "runs left in progress…")
+        parse_manifest()  # a freshly upgraded checkout starts with its own models
+        # The instance is opened (created, migrated) once, before the webserver and the
+        # daemon start: both at once on a fresh DAGSTER_HOME can each stamp the schema.
+        with DagsterInstance.get():
+            pass
+        supervisor.recover(say)  # runs a crash or a reboot left in progress
+        say(f"Observatoire serving on http://{host}:{port} (DAGSTER_HOME={home}): webserver"
+            " + daemon, schedules and sensors on")
+
+    with lock:
+        try:
+            code = supervisor.run(supervisor.commands(host, port), say, prepare=prepare,
+                                  sweep=lambda: supervisor.recover(say),
+                                  on_signal=lambda: supervisor.cancel_in_flight(say),
+                                  on_started=lock.add_group, dagster_home=home)
+        except OSError as exc:
+            fail(f"cannot start the webserver or the daemon: {exc}")
     say("Observatoire stopped." if code == 0 else
         "[bold red]Observatoire stopped: a process died[/] (exit 1)")
     raise typer.Exit(code=code)
@@ -77,10 +102,16 @@ def serve(
 
 def alert(
     test: Annotated[bool, typer.Option("--test", help="Send a test alert now.")] = False,
+    send: Annotated[str | None, typer.Option(
+        "--send", metavar="TEXT", help="Send this alert now (systemd's observatoire-down.service "
+        "uses it when serve is down: no alert comes from inside serve then).")] = None,
+    event: Annotated[str, typer.Option(help="The event of the --send alert.")] = "serve_down",
     data_dir: Annotated[Path | None, typer.Option(help="Data folder (env OBSERVATOIRE_DATA_DIR).")] = None,
 ) -> None:
     """Alerts: the latest ones and how each was delivered; `--test` sends one to every
-    configured channel (OBSERVATOIRE_ALERT_WEBHOOK_URL, OBSERVATOIRE_ALERT_SMTP_*)."""
+    configured channel (OBSERVATOIRE_ALERT_WEBHOOK_URL, OBSERVATOIRE_ALERT_SMTP_*);
+    `--send TEXT` records an alert (event `serve_down` unless --event) and delivers it (exit
+    1 if no channel took it: it stays in the outbox, which serve retries when it runs)."""
     import socket
 
     from dagster_project.service import alerts
@@ -90,19 +121,24 @@ def alert(
         channels = alerts.load_alert_settings().channels
     except ValueError as exc:
         fail(str(exc))
-    if test:
+    if test or send is not None:
         if not channels:
             fail("no alert channel: set OBSERVATOIRE_ALERT_WEBHOOK_URL and/or "
                   "OBSERVATOIRE_ALERT_SMTP_HOST (see docs/operations.md, Alerts)")
         now = dt.datetime.now(dt.UTC)
-        alerts.record(settings.data_dir, f"test:{now.isoformat()}", alerts.Alert(
-            "test", f"Observatoire: test alert from {socket.gethostname()} at "
-            f"{now:%Y-%m-%d %H:%M} UTC: alerts reach you.",
-            detail="Sent by `observatoire alert --test`."), now=now)
+        if send is not None:  # the key names this occurrence: each call is sent once
+            alerts.record(settings.data_dir, f"{event}:{now.isoformat()}",
+                          alerts.Alert(event, send), now=now)
+        else:
+            alerts.record(settings.data_dir, f"test:{now.isoformat()}", alerts.Alert(
+                "test", f"Observatoire: test alert from {socket.gethostname()} at "
+                f"{now:%Y-%m-%d %H:%M} UTC: alerts reach you.",
+                detail="Sent by `observatoire alert --test`."), now=now)
         done = alerts.deliver_pending(settings.data_dir)
-        console.print(f"test alert: {done.sent} delivery(ies) sent, {done.failed} failed "
+        console.print(f"{'alert' if send is not None else 'test alert'}: {done.sent} "
+                      f"delivery(ies) sent, {done.failed} failed "
                       f"({', '.join(channels)}); {done.pending} still pending")
-        if done.failed or not done.sent:
+        if not done.sent or (test and done.failed):  # --send: delivered on some channel
             raise typer.Exit(code=1)
         return
     rows = alerts.recent(settings.data_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,3 +180,67 @@ def published_rows(path: Path, pub: Published | None) -> list[tuple[str, str]]:
 def published_part(path: Path) -> Part:
     path = Path(path)
     return Part(published_rows(path, read_published(path) if path.is_file() else None))
+
+
+# --- serve: its daemon and the schedules' next ticks --------------------------------------
+
+HEARTBEAT_FRESH_S = 120.0   # the daemon writes a heartbeat every 30 s or so
+
+
+def daemon_state(heartbeats: dict[str, float], now: float) -> str:
+    """'alive …' / 'not running …' from the daemons' last heartbeats (epoch seconds; pure)."""
+    if not heartbeats:
+        return "never started on this DAGSTER_HOME (start it with `observatoire serve`)"
+    last = max(heartbeats.values())
+    age = now - last
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last))
+    if age <= HEARTBEAT_FRESH_S:
+        return f"daemon alive (last heartbeat {age:.0f} s ago, {len(heartbeats)} daemons)"
+    return f"not running: last daemon heartbeat {stamp}"
+
+
+def heartbeats(dagster_home) -> dict[str, float]:
+    """The daemons' last heartbeats on `dagster_home` (epoch seconds; {} without an instance)."""
+    from dagster import DagsterInstance
+
+    if not (Path(dagster_home) / "dagster.yaml").exists():
+        return {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return {str(k): hb.timestamp for k, hb in instance.get_daemon_heartbeats().items()}
+
+
+def next_ticks(schedules, after: float, keep=None) -> list[tuple[str, str]]:
+    """(schedule name, next tick 'YYYY-MM-DD HH:MM (zone)') for each schedule; `keep(name,
+    local datetime)` leaves out ticks whose evaluation skips (at most 62 looked at)."""
+    import datetime as dt
+    from itertools import islice
+    from zoneinfo import ZoneInfo
+
+    from dagster._utils.schedules import cron_string_iterator  # Dagster's own cron reader
+
+    out = []
+    for sch in schedules:
+        zone = sch.execution_timezone or "UTC"
+        for tick in islice(cron_string_iterator(after, sch.cron_schedule, zone), 62):
+            local = dt.datetime.fromtimestamp(tick.timestamp(), ZoneInfo(zone))
+            if keep is None or keep(sch.name, local):
+                out.append((sch.name, local.strftime("%Y-%m-%d %H:%M") + f" ({zone})"))
+                break
+    return out
+
+
+def status_rows(dagster_home, now: float | None = None) -> list[tuple[str, str]]:
+    """The rows `observatoire status` adds about serve: is its daemon alive, the next ticks
+    of the schedules (which run only while serve runs)."""
+    from dagster_project.collect.plan import load_plan_settings, window_days_left
+    from dagster_project.defs.schedules import schedules
+
+    now = time.time() if now is None else now
+    rows = [("serve", daemon_state(heartbeats(dagster_home), now))]
+    window = load_plan_settings().window_days
+
+    def keep(name: str, local) -> bool:  # the collection skips the days before its window
+        return name != "graph_api_collection" or window_days_left(local.date(), window) > 0
+
+    rows += [(f"  next {name}", when) for name, when in next_ticks(schedules, now, keep)]
+    return rows

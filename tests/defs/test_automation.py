@@ -36,7 +36,7 @@ from dagster_project.defs.automation import (
     watch_once,
 )
 from dagster_project.service import alerts
-from dagster_project.service.serve import daemon_state, next_ticks
+from dagster_project.service.status import daemon_state, next_ticks
 
 
 def dead_pid() -> int:
