@@ -35,7 +35,7 @@ create table if not exists raw.media (
     media_product_type varchar,
     like_count bigint,               -- null: the owner hides like counts (omitted by the API)
     comments_count bigint,           -- null: omitted (comments turned off)
-    permalink varchar,
+    permalink varchar,               -- an Instagram post URL or null (load/snapshots.py PERMALINK_RE)
     view_count bigint                -- reels only (business_discovery's view_count)
 );
 -- warehouses from before hidden likes: counts were 0 when omitted, no view_count
@@ -57,8 +57,11 @@ create table if not exists raw.load_files (
     lines integer,
     loaded integer,
     rejected integer,
-    loaded_at timestamp not null
+    loaded_at timestamp not null,
+    permalinks_dropped integer       -- posts loaded with permalink NULL: not an Instagram post URL
 );
+-- warehouses from before the permalink rule (load/snapshots.py PERMALINK_RE)
+alter table raw.load_files add column if not exists permalinks_dropped integer;
 create table if not exists raw.accounts (
     handle varchar not null,
     territory_id varchar not null,

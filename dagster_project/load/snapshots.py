@@ -66,6 +66,15 @@ create or replace temp macro _jstr(j) as _jstr_text(j::varchar);
 """
 _INT_TYPES = "('UBIGINT', 'BIGINT')"
 _TZ_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$"
+# The one rule for a post's permalink (the site links to it): an Instagram post, reel or TV
+# URL, matched whole: https, host instagram.com or www.instagram.com (any case), no
+# user@, no port but 443, path /p|reel|reels|tv/<code>[/], an optional query (?igsh=…),
+# no fragment. Anything else (javascript:, data:, another host…) is stored as NULL, the
+# line still loads, and the drop is counted (raw.load_files.permalinks_dropped).
+PERMALINK_RE = (r"(?i:https)://(?i:(?:www\.)?instagram\.com)(?::443)?"
+                r"/(?:p|reel|reels|tv)/[A-Za-z0-9_-]+/?(?:\?[A-Za-z0-9._~%!$&()*+,;=:@/?-]*)?")
+PERMALINK_DROPPED = "permalink not an Instagram post URL: dropped"
+_MACROS += f"create or replace temp macro _is_post_url(u) as regexp_full_match(u, '{PERMALINK_RE}');"
 
 
 @dataclass
@@ -76,12 +85,18 @@ class MonthLoad:
     loaded: int = 0
     rejected: int = 0
     media: int = 0
+    permalinks_dropped: int = 0      # soft fix: the post loads, its permalink is NULL
 
 
 @dataclass
 class LoadResult:
     months: list[MonthLoad] = field(default_factory=list)
     rejected_samples: list[tuple[str, int, str]] = field(default_factory=list)
+    corrected_samples: list[tuple[str, int, str]] = field(default_factory=list)  # loaded, fixed
+
+    @property
+    def permalinks_dropped(self) -> int:
+        return sum(x.permalinks_dropped for x in self.months)
 
     @property
     def loaded(self) -> int:
@@ -228,25 +243,28 @@ def load_months(warehouse: Path, landing_dir: Path, months: list[dt.date],
             futures = [pool.submit(_replace_months, con.cursor(), chunk_months, c_files, c_errors,
                                    line_errors, now, True)
                        for chunk_months, c_files, c_errors in chunks]
-            for future in futures:
-                future.result()
+            corrected = sorted(s for future in futures for s in future.result())
         stats = {r[0]: r[1:] for r in con.execute("""
-            select month, count(distinct file), sum(lines), sum(loaded), sum(rejected)
+            select month, count(distinct file), sum(lines), sum(loaded), sum(rejected),
+                   sum(permalinks_dropped)
             from raw.load_files where month = any($1) group by month""", [months]).fetchall()}
         media = dict(con.execute("""select month, count(*) from raw.media
             where month = any($1) group by month""", [months]).fetchall())
         for month in months:
-            f, lines, loaded, rejected = stats.get(month, (0, 0, 0, 0))
+            f, lines, loaded, rejected, dropped = stats.get(month, (0, 0, 0, 0, 0))
             result.months.append(MonthLoad(month, int(f or 0), int(lines or 0), int(loaded or 0),
-                                           int(rejected or 0), int(media.get(month, 0))))
+                                           int(rejected or 0), int(media.get(month, 0)),
+                                           int(dropped or 0)))
+        result.corrected_samples = corrected[:20]
         result.rejected_samples = [tuple(r) for r in con.execute("""
             select file, line, reason from raw.rejected_lines where month = any($1)
             order by file, line limit 20""", [months]).fetchall()]
     return result
 
 
-def _replace_months(con, months, files, file_errors, line_errors, now, close=False) -> None:
-    """Delete `months` from the raw tables and load `files` in their place, atomically."""
+def _replace_months(con, months, files, file_errors, line_errors, now, close=False) -> list:
+    """Delete `months` from the raw tables and load `files` in their place, atomically;
+    returns the first soft fixes (file, line, note) of the lines loaded."""
     try:
         con.execute("set TimeZone = 'UTC'")
         with transaction(con):
@@ -260,6 +278,9 @@ def _replace_months(con, months, files, file_errors, line_errors, now, close=Fal
                     con.executemany("insert into _line_errors values (?, ?, ?, ?)", mine)
                 _stage_lines(con, files, file_errors, now)
                 _insert(con, now)
+                return con.execute("""select file, line, 'media ' || media_id || ': ' || $1
+                    from _dropped_permalinks order by all limit 20""", [PERMALINK_DROPPED]).fetchall()
+        return []
     finally:
         if close:
             con.close()
@@ -360,7 +381,8 @@ def _validate_media(con) -> None:
                _jstr_text(id_j) as media_id, ts_raw,
                _jstr_text(type_j) as media_type, _jstr_text(product_j) as media_product_type,
                _jstr_text(likes_j) as likes_raw, _jstr_text(comments_j) as comments_raw,
-               _jstr_text(permalink_j) as permalink, _jstr_text(views_j) as views_raw,
+               _jstr_text(permalink_j) as permalink_raw, _jstr_text(views_j) as views_raw,
+               _is_post_url(_jstr_text(permalink_j)) as permalink_ok,  -- NULL: no permalink
                timezone('UTC', coalesce(
                    -- the Graph API's own format first (fast), then any ISO time with a zone
                    try_strptime(ts_raw, '%Y-%m-%dT%H:%M:%S%z'),
@@ -525,13 +547,21 @@ def _insert_media(con) -> None:
         from _media group by all having count(*) > 1
     """)
     con.execute("""
+        create or replace temp table _dropped_permalinks as
+        select c.month, c.file, c.line, md.media_id
+        from _media md join _checked c using (lid)
+        left join _media_dups d using (lid, media_id)
+        where not md.permalink_ok and c.reason is null and (d.keep is null or md.rowid = d.keep)
+    """)
+    con.execute("""
         insert into raw.media by name
         select c.month, c.file, c.line, c.handle_norm as handle, c.fetched_utc as fetched_at,
                md.media_id, md.posted_at, md.media_type, md.media_product_type,
                -- an omitted (or null) count stays null: hidden likes are not 0 likes
                try_cast(md.likes_raw as bigint) as like_count,
                try_cast(md.comments_raw as bigint) as comments_count,
-               md.permalink, try_cast(md.views_raw as bigint) as view_count
+               case when md.permalink_ok then md.permalink_raw end as permalink,
+               try_cast(md.views_raw as bigint) as view_count
         from _media md join _checked c using (lid)
         left join _media_dups d using (lid, media_id)
         where c.reason is null and (d.keep is null or md.rowid = d.keep)
@@ -551,13 +581,15 @@ def _insert_rejections(con, now) -> None:
     """, {"now": now})
     con.execute("""
         insert into raw.load_files
+            (month, file, bytes, lines, loaded, rejected, loaded_at, permalinks_dropped)
         select f.month, f.file, f.bytes, coalesce(c.lines, 0), coalesce(c.loaded, 0),
-               coalesce(c.rejected, 0), $now
+               coalesce(c.rejected, 0), $now, coalesce(p.n, 0)
         from _files f left join (
             select file, count(*) as lines, count(*) filter (where reason is null) as loaded,
                    count(*) filter (where reason is not null) as rejected
             from _checked group by file
         ) c using (file)
+        left join (select file, count(*) as n from _dropped_permalinks group by file) p using (file)
         union all
-        select month, file, null, 0, 0, 1, $now from _file_errors
+        select month, file, null, 0, 0, 1, $now, 0 from _file_errors
     """, {"now": now})

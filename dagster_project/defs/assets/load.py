@@ -39,7 +39,9 @@ ARCHIVE_CHECK = "archive_verified"
     backfill_policy=single_run,
     pool="warehouse",
     description="Tables raw.snapshots (one row per valid landing line), raw.media (posts of "
-    "each snapshot), raw.rejected_lines (bad lines with file, line, reason), raw.load_files, "
+    "each snapshot; a permalink that is not an Instagram post URL is stored as null and "
+    "counted in raw.load_files.permalinks_dropped), raw.rejected_lines (bad lines with file, "
+    "line, reason), raw.load_files, "
     "raw.accounts and raw.rejected_accounts (the registry). Idempotent per month: a month's "
     "rows are replaced by what its landing folder holds.",
 )
@@ -66,16 +68,22 @@ def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireReso
         context.log.warning(f"registry rejected: {r.reason}")
     for file, line, reason in result.rejected_samples:
         context.log.warning(f"rejected {file}:{line}: {reason}")
+    for file, line, note in result.corrected_samples:   # loaded, with a value set to null
+        context.log.warning(f"loaded with a fix {file}:{line}: {note}")
     per_month = "\n".join(
-        ["| month | files | lines | loaded | rejected | posts |", "|---|---:|---:|---:|---:|---:|"]
-        + [f"| {m.month_key(x.month)} | {x.files} | {x.lines} | {x.loaded} | {x.rejected} | {x.media} |"
-           for x in result.months[-24:]])
+        ["| month | files | lines | loaded | rejected | posts | permalinks dropped |",
+         "|---|---:|---:|---:|---:|---:|---:|"]
+        + [f"| {m.month_key(x.month)} | {x.files} | {x.lines} | {x.loaded} | {x.rejected} "
+           f"| {x.media} | {x.permalinks_dropped} |" for x in result.months[-24:]])
     rejected_md = "\n".join(f"- `{f}:{ln}` {reason}" for f, ln, reason in result.rejected_samples)
+    corrected_md = "\n".join(f"- `{f}:{ln}` {note}" for f, ln, note in result.corrected_samples)
     return MaterializeResult(check_results=[check], metadata={
         "snapshots_loaded": result.loaded, "posts_loaded": result.media,
         "lines_rejected": result.rejected, "months": len(months),
+        "permalinks_dropped": result.permalinks_dropped,
         "rows_per_month": MetadataValue.md(per_month),
         "rejected_sample": MetadataValue.md(rejected_md or "none"),
+        "corrected_sample": MetadataValue.md(corrected_md or "none"),
         "accounts": n_accounts, "registry_rows_rejected": len(rejected_accounts),
         "registry_rejected": MetadataValue.md(
             "\n".join(f"- {r.reason}" for r in rejected_accounts) or "none")})
