@@ -18,6 +18,7 @@ from dagster_project.publish.formatting import (
     month_label_fr,
     signed,
 )
+from dagster_project.publish.urls import profile_url, safe_url
 
 FILTERS: dict[str, Any] = {
     "num": fr_number,                        # 1 234,56 (reading)
@@ -31,6 +32,9 @@ FILTERS: dict[str, Any] = {
     "date_fr": lambda t: t.strftime("%d/%m/%Y") if t else "—",
     "ts": fmt_ts,                            # 06/12/2026 23:15 UTC
     "ts_fr": lambda t: t.strftime("%d/%m/%Y à %H:%M UTC") if t else "—",
+    # every URL that comes with the data: None (no link) unless https to Instagram
+    "safe_url": safe_url,
+    "profile_url": profile_url,
 }
 
 

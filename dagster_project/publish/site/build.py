@@ -84,6 +84,12 @@ MAX_WORKERS = 4
 TERRITORIES = "territoires"             # a page per ranked territory
 TRASH = ".site-trash"   # beside the site: what a build replaced, emptied by the next build
 MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel", "REELS": "reel"}
+# Every page's <meta http-equiv="Content-Security-Policy">: the site loads its own scripts and
+# style sheet and nothing else (no inline script, style or handler; charts are inline SVG
+# styled by site.css). A web server adds frame-ancestors, which a <meta> cannot carry
+# (docs/site.md, "HTTP headers").
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "base-uri 'none'; form-action 'self'")
 
 
 @dataclass
@@ -99,11 +105,13 @@ class SiteStats:
 def _env() -> jinja2.Environment:
     """The site's templates and filters, compiled once per process (each page process
     renders several slices of pages)."""
-    return environment(
+    env = environment(
         HERE / "templates", move_cell=move_cell, local_move_cell=local_move_cell,
         ranking_rows=ranking_rows, history_rows=history_rows, slug=slug,
         media_type=lambda t: MEDIA_TYPES.get(t or "", (t or "—").lower()),
         alert_fr=lambda a: ALERT_WORDING.get(a, a.replace("_", " ")))
+    env.globals["csp"] = Markup(CSP)      # a constant: its quotes written as they are
+    return env
 
 
 # ------------------------------------------------------------------ pages

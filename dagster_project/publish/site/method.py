@@ -18,7 +18,9 @@ def method_html(doc: Path = METHOD_DOC) -> str:
     if doc.exists():
         import markdown
 
-        html = markdown.markdown(doc.read_text(encoding="utf-8"), extensions=["tables"])
+        # a column's alignment as align="…", not style="…": the CSP allows no inline style
+        html = markdown.markdown(doc.read_text(encoding="utf-8"), extensions=["tables"],
+                                 extension_configs={"tables": {"use_align_attribute": True}})
         html = re.sub(r'<a href="(?!https?://|#)[^"]*">(.*?)</a>', r"\1", html, flags=re.DOTALL)
         return re.sub(r"<img [^>]*>", "", html)
     weights = weights_text()

@@ -121,6 +121,10 @@ def test_search_finds_a_territory_with_or_without_accents(site, facts, browser, 
         browser.type_into("#q", typed)
         hrefs = browser.eval("[...document.querySelectorAll('#search-results a')].map(a => a.href)")
         assert target.as_uri() in hrefs, typed
+    # Enter does not submit the form (a listener of site.js: the CSP runs no inline onsubmit)
+    here = browser.eval("location.href")
+    browser.eval("document.querySelector('form.search').requestSubmit()")
+    assert browser.eval("location.href") == here
     browser.eval(f"[...document.querySelectorAll('#search-results a')].find(a => a.href === '{target.as_uri()}').click()")
     browser.wait_for("Page.loadEventFired")
     assert browser.eval("document.querySelector('h1').textContent") == name

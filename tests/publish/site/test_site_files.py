@@ -18,10 +18,11 @@ import pytest
 from pipeline_support import BIN, E2E_TO, ROOT, project_env, run_cli
 
 from dagster_project.publish.formatting import fr_number, fr_pct, signed
-from dagster_project.publish.site.build import territory_pages
+from dagster_project.publish.site.build import CSP, territory_pages
 from dagster_project.publish.site.data import RANKING_COLUMNS, territory_batches
 from dagster_project.publish.site.method import method_html
 from dagster_project.publish.site.svg import line_chart, year_ticks
+from dagster_project.publish.urls import safe_url
 
 LINK = re.compile(r'(?:href|src)="([^"]*)"')
 
@@ -50,6 +51,9 @@ def test_every_link_resolves_and_nothing_comes_from_another_host(demo_run):
         # outside hosts only as plain links (Instagram profiles and posts), never loaded
         assert not re.search(r'(?:src|<link[^>]*href)="(?:https?:)?//', html), page
         assert "Données simulées (démo)" in html, page
+        # issue 43: the CSP on every page; no link but the site's own and https to Instagram
+        assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in html, page
+        assert all(safe_url(link, relative=True) == link for link in LINK.findall(html)), page
     assert not re.search(r"https?://|fetch\(|XMLHttpRequest", (site / "assets" / "site.js").read_text())
 
 

@@ -4,6 +4,12 @@
   "use strict";
   var root = document.body.getAttribute("data-root") || "";
 
+  // ---- the search and the filters work as one types or chooses: their forms never submit
+  // (a handler here, not onsubmit="…": the pages' Content-Security-Policy runs no inline script)
+  Array.prototype.forEach.call(document.querySelectorAll("form.search, form.filters"), function (f) {
+    f.addEventListener("submit", function (e) { e.preventDefault(); });
+  });
+
   function fold(s) {
     return s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
       .replace(/œ/g, "oe").replace(/æ/g, "ae").replace(/[-'’\s]+/g, " ").trim();
