@@ -68,10 +68,10 @@ _INT_TYPES = "('UBIGINT', 'BIGINT')"
 _TZ_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$"
 # The one rule for a post's permalink (the site links to it): an Instagram post, reel or TV
 # URL, matched whole: https, host instagram.com or www.instagram.com (any case), no
-# user@, no port but 443, path /p|reel|reels|tv/<code>[/], an optional query (?igsh=…),
+# user@, no port, path /p|reel|reels|tv/<code>[/], an optional query (?igsh=…),
 # no fragment. Anything else (javascript:, data:, another host…) is stored as NULL, the
 # line still loads, and the drop is counted (raw.load_files.permalinks_dropped).
-PERMALINK_RE = (r"(?i:https)://(?i:(?:www\.)?instagram\.com)(?::443)?"
+PERMALINK_RE = (r"(?i:https)://(?i:(?:www\.)?instagram\.com)"
                 r"/(?:p|reel|reels|tv)/[A-Za-z0-9_-]+/?(?:\?[A-Za-z0-9._~%!$&()*+,;=:@/?-]*)?")
 PERMALINK_DROPPED = "permalink not an Instagram post URL: dropped"
 _MACROS += f"create or replace temp macro _is_post_url(u) as regexp_full_match(u, '{PERMALINK_RE}');"

@@ -28,6 +28,7 @@ HOSTILE = [
     "https://user@evil.example/p/x/",
     "https://user@www.instagram.com/p/x/",
     "https://www.instagram.com:8443/p/x/",
+    "https://www.instagram.com:443/p/abc/",          # no port at all, as the site's links
     "http://www.instagram.com/p/x/",
     "https://www.instagram.com/p/x/\njavascript:alert(6)",
     "https://www.instagram.com/p/x/#\"><script>alert(7)</script>",
@@ -44,7 +45,6 @@ LEGIT = [
     "https://www.instagram.com/tv/abc",
     "https://WWW.INSTAGRAM.COM/p/abc/?igsh=xyz",
     "https://www.instagram.com/reels/C9zz-Q_1/",
-    "https://www.instagram.com:443/p/abc/",
     "https://www.instagram.com/p/demo180000000100000001/",      # the demo simulator's
     "https://www.instagram.com/p/m000001/?igsh=MzRlODBiNWFlZA==",
 ]
