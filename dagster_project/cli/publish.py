@@ -83,12 +83,26 @@ def site(
         serve_site(s.site_dir, port)
 
 
-def serve_site(folder: Path, port: int) -> None:
+def site_server(folder: Path, port: int):
+    """An HTTP server on 127.0.0.1 for the site's folder, sending the headers a production
+    web server sends (the Content-Security-Policy with frame-ancestors, nosniff…)."""
     import functools
     import http.server
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+    from dagster_project.publish.site.build import HTTP_HEADERS
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self) -> None:
+            for name, value in HTTP_HEADERS.items():
+                self.send_header(name, value)
+            super().end_headers()
+
+    handler = functools.partial(Handler, directory=str(folder))
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def serve_site(folder: Path, port: int) -> None:
+    with site_server(folder, port) as httpd:
         console.print(f"  serving {folder} on http://127.0.0.1:{port}/ (Ctrl-C stops)")
         with contextlib.suppress(KeyboardInterrupt):
             httpd.serve_forever()

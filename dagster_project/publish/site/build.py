@@ -90,6 +90,11 @@ MEDIA_TYPES = {"IMAGE": "photo", "VIDEO": "vidéo", "CAROUSEL_ALBUM": "carrousel
 # (docs/site.md, "HTTP headers").
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "base-uri 'none'; form-action 'self'")
+# What a web server sends with every file of the site (docs/site.md gives them for nginx;
+# `observatoire site --serve` sends them too).
+HTTP_HEADERS = {"Content-Security-Policy": CSP + "; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                "X-Frame-Options": "DENY"}
 
 
 @dataclass
