@@ -99,7 +99,8 @@ def read_site_data(con: duckdb.DuckDBPyConnection) -> SiteData:
                     provisional={r[0] for r in month_rows if r[1]},
                     is_demo=any(r[2] for r in month_rows), ranked_counts=counts, posts=posts,
                     names={tid: name for tid, name, _ in latest},
-                    search=[(name, tid.split(":", 1)[-1], f"territoires/{slug(tid)}.html",
+                    search=[(name or tid.split(":", 1)[-1], tid.split(":", 1)[-1],
+                             f"territoires/{slug(tid)}.html",
                              labels.get(cat, cat)) for tid, name, cat in latest])
     if data.latest is not None:
         data.areas = [tuple(r) for r in con.execute("""
@@ -113,8 +114,8 @@ def read_site_data(con: duckdb.DuckDBPyConnection) -> SiteData:
             from marts.fct_monthly_rankings where month = ? and code_region is not null
             group by code_region
             order by 1, 2""", [data.latest, data.latest]).fetchall()]
-        data.search += [(name, code, area_page(kind, code), AREA_LABELS[kind])
-                        for kind, code, name, _ in data.areas]
+        data.search += [(name or code, code, area_page(kind, code), AREA_LABELS[kind])
+                        for kind, code, name, _ in data.areas]   # a name, or its code
     return data
 
 
