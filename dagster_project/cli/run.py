@@ -185,7 +185,10 @@ def summary(first: dt.date, last: dt.date) -> dict:
             where month between ? and ?""", [first, last]).fetchone()[0]
         demo = con.execute("""select bool_or(is_demo) from marts.fct_monthly_rankings
             where month between ? and ?""", [first, last]).fetchone()[0]
+        dropped = con.execute("""select coalesce(sum(permalinks_dropped), 0) from raw.load_files
+            where month between ? and ?""", [first, last]).fetchone()[0]
     return {"counts": counts, "per_category": dict(per_cat), "months": months, "demo": bool(demo),
+            "permalinks_dropped": int(dropped),
             "warehouse": s.warehouse, "published": s.published_warehouse,
             "exports": s.exports_dir}
 
@@ -228,7 +231,9 @@ def run(
     console.print(f"  months ranked: {s['months']}   "
                   f"{'[bold yellow]DEMO DATA (simulated)[/]' if s['demo'] else 'real data'}")
     console.print(f"  snapshots {c['raw.snapshots']:,}  posts {c['raw.media']:,}  "
-                  f"rejected lines {c['raw.rejected_lines']:,}")
+                  f"rejected lines {c['raw.rejected_lines']:,}"
+                  + (f"  permalinks dropped {s['permalinks_dropped']:,} (not an Instagram post "
+                     "URL: docs/landing-format.md)" if s["permalinks_dropped"] else ""))
     console.print(f"  account-months {c['marts.fct_account_monthly']:,}  ranking rows "
                   f"{c['marts.fct_monthly_rankings']:,}  alerts {c['marts.account_alerts']:,}")
     console.print("  accounts ranked in " + m.month_key(last) + ": "

@@ -89,6 +89,8 @@ def published(tmp_path_factory) -> Path:
     proc = run_cli(["run", "--source", "landing", "--from", MONTH, "--to", MONTH,
                     "--accounts", str(registry), "--data-dir", str(data)], data)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert "permalinks dropped 9" in said, said[-2000:]   # 7 hostile, "@SUM(1)", "+33 6 00"
     return data
 
 
