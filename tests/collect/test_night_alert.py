@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fake_graph_api import FakeGraphAPI, make_media
+from webhook_receiver import WebhookReceiver
 
 from dagster_project.collect.graph_api import CollectorOptions, TokenError
 from dagster_project.collect.graph_api.month import CollectionResult, error_label
@@ -120,39 +119,9 @@ def test_the_alert_never_fails_the_run(tmp_path, caplog):
 
 # --- through the collection -----------------------------------------------------------------
 
-class Receiver:
-    """A webhook receiver: records each POST body, answers 200."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.bodies.append(body)
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/s3cr3t"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
 def receiver(monkeypatch):
-    r = Receiver()
+    r = WebhookReceiver("/hooks/s3cr3t")
     for name in ("SMTP_HOST", "SMTP_TO", "SMTP_FROM", "SMTP_USER", "SMTP_PASSWORD"):
         monkeypatch.delenv(f"OBSERVATOIRE_ALERT_{name}", raising=False)
     monkeypatch.setenv("OBSERVATOIRE_ALERT_WEBHOOK_URL", r.url)

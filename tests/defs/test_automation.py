@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from dagster import (
     build_sensor_context,
 )
 from dagster._core.test_utils import create_run_for_test
+from webhook_receiver import WebhookReceiver
 
 from dagster_project.collect.plan import plan_day
 from dagster_project.defs import automation
@@ -280,35 +280,9 @@ def test_the_users_error_not_dagsters_wrapper():
     assert error_chain(wrapped) == "FileNotFoundError: accounts registry not found: /x.csv"
 
 
-class Hook:
-    """A chat webhook on 127.0.0.1 that keeps the JSON it receives."""
-
-    def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        posts = self.posts = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def hook(monkeypatch):
-    h = Hook()
+    h = WebhookReceiver()
     monkeypatch.setenv("OBSERVATOIRE_ALERT_WEBHOOK_URL", h.url)
     monkeypatch.delenv("OBSERVATOIRE_ALERT_SMTP_HOST", raising=False)
     yield h
@@ -332,9 +306,9 @@ def test_a_failing_check_does_not_stop_the_watch_nor_the_delivery(tmp_path, monk
         assert "the collection check failed" in caplog.text
         assert watch_once(instance, now + dt.timedelta(minutes=5), cursor)[0] == [
             "collection check failed"]
-    sent = sorted(p["event"] for p in hook.posts)
+    sent = sorted(p["event"] for p in hook.bodies)
     assert sent == ["not_published", "run_failed", "watch_failed"]            # delivered, the failure once a day
-    assert "IsADirectoryError" in next(p["text"] for p in hook.posts
+    assert "IsADirectoryError" in next(p["text"] for p in hook.bodies
                                        if p["event"] == "watch_failed")
 
 
@@ -380,7 +354,7 @@ def test_a_token_problem_that_ends_and_comes_back_is_alerted_again(tmp_path, mon
         assert done == [] and not cursor.get("token_problems")
         done, cursor = check(9, "EAArevoked-again-0123456789", cursor)  # revoked again
         assert done == ["token_invalid"]
-    invalid = [p for p in hook.posts if p["event"] == "token_invalid"]
+    invalid = [p for p in hook.bodies if p["event"] == "token_invalid"]
     assert len(invalid) == 2
 
 

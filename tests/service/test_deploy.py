@@ -5,7 +5,6 @@ file example names only variables the code reads, with the code's defaults and n
 secret."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -13,12 +12,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import typer.main
+from webhook_receiver import WebhookReceiver
 
 from dagster_project.cli.app import app
 from dagster_project.collect.plan import PlanSettings, load_plan_settings
@@ -139,31 +137,6 @@ def test_serve_down_for_good_starts_the_alerting_unit():
     assert f"deploy/{DOWN_UNIT.name}" in header
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 keeping each JSON POST."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/down"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_the_down_units_command_delivers_its_alert(tmp_path):
     """The ExecStart line as systemd would run it (%H the host name, MONITOR_* set by
     systemd for an OnFailure= unit, one argument per quoted word), against a real webhook."""
@@ -174,7 +147,7 @@ def test_the_down_units_command_delivers_its_alert(tmp_path):
     line = re.sub(r"\$\{(\w+)\}", lambda m: monitor[m.group(1)], line)
     argv = shlex.split(line)
     argv[0] = str(Path(sys.executable).parent / "observatoire")
-    receiver = Receiver()
+    receiver = WebhookReceiver("/hooks/down")
     try:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OBSERVATOIRE_", "DAGSTER_", "INSTAGRAM_"))}

@@ -15,15 +15,14 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 from dagster_ui_server import free_port, processes_with
 from pipeline_support import BIN, ROOT, project_env
+from webhook_receiver import WebhookReceiver
 
 from dagster_project.service import serve as supervisor
 
@@ -293,35 +292,6 @@ def test_stop_cancels_the_daemons_runs_not_those_of_observatoire_run(tmp_path, m
     assert f"leaving run {operators.run_id}" in text
 
 
-class Receiver:
-    """A chat incoming-webhook stand-in on 127.0.0.1 that keeps every JSON POST."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/observatoire"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 def alert_send(data: Path, text: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "observatoire"), "alert", "--send", text,
                            "--data-dir", str(data)], cwd=ROOT, env=project_env(data, **env),
@@ -329,7 +299,7 @@ def alert_send(data: Path, text: str, **env: str) -> subprocess.CompletedProcess
 
 
 def test_alert_send_delivers_what_systemd_says_when_serve_is_down(tmp_path):
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     try:
         text = "Observatoire: serve is down on obs-1 (start-limit-hit)"
         done = alert_send(tmp_path / "data", text, OBSERVATOIRE_ALERT_WEBHOOK_URL=receiver.url)
