@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import Counter
 from pathlib import Path
 
 from dagster_project.months import month_key
@@ -40,7 +39,7 @@ def night_failure(result) -> tuple[int, int, str, int] | None:
     attempted = int(result.ok) + int(result.not_found) + int(result.not_business) + failed
     if attempted <= 0 or failed * 2 <= attempted:
         return None
-    errors = Counter(getattr(result, "errors", None) or {})
+    errors = result.errors
     if not errors:
         return failed, attempted, "unknown error", failed
     error, count = max(errors.items(), key=lambda item: item[1])  # max keeps the first
@@ -63,7 +62,7 @@ def failing_night_alert(result, failure: tuple[int, int, str, int], *,
     month = month_key(result.month)
     text = (f"Observatoire: the {month} collection failed for {failed} of {attempted} "
             f"accounts tonight; commonest error ({count}×): {_short(error, TEXT_ERROR_MAX)}")
-    errors = Counter(getattr(result, "errors", None) or {})
+    errors = result.errors
     listed = sorted(errors.items(), key=lambda item: -item[1])[:DETAIL_ERRORS]
     lines = [f"{n}× {e}" for e, n in listed]
     if len(errors) > DETAIL_ERRORS:
@@ -71,7 +70,7 @@ def failing_night_alert(result, failure: tuple[int, int, str, int], *,
     run = f" (collection run {collection_run})" if collection_run else ""
     detail = (f"Tonight's run{run}: {result.ok} ok, {result.not_found} not found, "
               f"{result.not_business} not business, {failed} in error; "
-              f"{getattr(result, 'remaining', 0)} left for the next run.\n"
+              f"{result.remaining} left for the next run.\n"
               "Errors:\n" + "\n".join(lines) + "\n"
               "Accounts in error are fetched again by the next run of the month. Check what "
               "Meta says: the app's permissions and review status, the Graph API version "

@@ -251,11 +251,11 @@ def published_months(warehouse: Path) -> set[str]:
     """The months ("YYYY-MM") whose rankings are final in the published copy: a month the
     landing sensor built during its collection window is provisional, not published. No
     copy yet is no month; a copy that cannot be read raises (duckdb.Error, OSError)."""
-    import duckdb
+    from dagster_project.warehouse import connect
 
     if not warehouse.exists():
         return set()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect(warehouse, read_only=True) as con:
         rows = con.execute("select distinct strftime(month, '%Y-%m') "
                            "from marts.fct_monthly_rankings where not is_provisional").fetchall()
     return {r[0] for r in rows}

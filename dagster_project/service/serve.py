@@ -234,17 +234,15 @@ def cancel_in_flight(say: Callable[[str], None], timeout_s: float = CANCEL_S,
     wait (bounded) until they end, so that a stop leaves CANCELED runs rather than runs a
     crash left behind. The runs of `observatoire run` (in-process, tagged with the CLI's
     pid) are the operator's, not serve's: they are left alone."""
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterInstance, RunsFilter
 
-    from dagster_project.defs.automation import PID_TAG
+    from dagster_project.defs.automation import IN_PROGRESS, PID_TAG
 
-    in_flight = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
-                 DagsterRunStatus.CANCELING]
     try:
         with (contextlib.nullcontext(instance) if instance is not None
               else DagsterInstance.get()) as inst:
             runs = []
-            for run in inst.get_runs(RunsFilter(statuses=in_flight)):
+            for run in inst.get_runs(RunsFilter(statuses=list(IN_PROGRESS))):
                 if run.tags.get(PID_TAG):
                     say(f"leaving run {run.run_id} ({run.job_name}) alone: `observatoire run`"
                         f" (pid {run.tags[PID_TAG]}) runs it")
@@ -258,7 +256,7 @@ def cancel_in_flight(say: Callable[[str], None], timeout_s: float = CANCEL_S,
             ids = [r.run_id for r in runs]
             while ids and time.monotonic() < deadline:
                 time.sleep(0.5)
-                ids = [i for i in ids if inst.get_run_by_id(i).status in in_flight]
+                ids = [i for i in ids if inst.get_run_by_id(i).status in IN_PROGRESS]
             if ids:
                 say(f"{len(ids)} run(s) still in progress after {timeout_s:.0f} s: stopping "
                     "anyway (marked failed at the next start)")
@@ -545,6 +543,8 @@ def run(cmds: dict[str, list[str]], say: Callable[[str], None], *,
             try:
                 if prepare is not None:
                     prepare()
+                    if _TRAP["raised"] is not None:  # raised in it, swallowed by a library
+                        raise Signalled(_TRAP["raised"])   # (dbt's runner): not lost
                 with deferred_signals():
                     watchdog = Watchdog(dagster_home)
                 for name, cmd in cmds.items():
