@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -235,11 +236,17 @@ def test_the_next_serve_stops_what_a_killed_one_left(tmp_path):
     home = tmp_path / "dagster"
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    sleeper = ["python3", "-c", "import time; time.sleep(120)"]
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]   # no shim: one process
     ours = subprocess.Popen(sleeper, env=env, start_new_session=True)
     stranger = subprocess.Popen(sleeper, env={**os.environ, "DAGSTER_HOME": "/elsewhere"},
                                 start_new_session=True)
     try:
+        # until the child has exec'd, /proc shows the environment it was forked with
+        marker = f"DAGSTER_HOME={home}".encode()
+        deadline = time.monotonic() + 15
+        while marker not in Path(f"/proc/{ours.pid}/environ").read_bytes().split(b"\0"):
+            assert time.monotonic() < deadline, "the sleeper never started"
+            time.sleep(0.05)
         (home / supervisor.STATE_FILE).write_text(json.dumps(
             {"owner": "serve", "pid": 999999, "groups": [ours.pid, stranger.pid],
              "stopped_at": None}))
