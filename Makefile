@@ -1,11 +1,15 @@
 # Observatoire — every target does its own set-up from the committed lock file.
 SHELL := /bin/bash
+# The interpreter the project runs on (3.11 to 3.13): `make run PYTHON=python3.13`.
 PYTHON ?= python3
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.synced
+PY_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+PY_VERSION := $(if $(PY_EXE),$(shell $(PY_EXE) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+# One stamp per interpreter: giving another PYTHON re-creates the environment with it.
+STAMP := $(VENV)/.synced-python$(PY_VERSION)
 MANIFEST := dbt_project/target/manifest.json
 export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
@@ -20,7 +24,9 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet uv==0.13.9
 
 $(STAMP): $(UV) uv.lock pyproject.toml
-	$(UV) sync --locked --compile-bytecode
+	@test -n "$(PY_VERSION)" || { echo "$(PYTHON): no such Python interpreter (give PYTHON=/path/to/python3.11..3.13)" >&2; exit 1; }
+	$(UV) sync --locked --compile-bytecode --python $(PY_EXE)
+	rm -f $(VENV)/.synced*
 	touch $@
 
 # dagster-dbt needs the manifest at import time outside `dagster dev`.
