@@ -56,6 +56,9 @@ def test_changed_account_alerts_and_starts_a_new_history(tmp_path):
                           where territory_id = 'departement:32' order by month""")
     assert [(str(m), g, i) for m, g, i in growth] == [
         ("2021-06-01", None, "A"), ("2021-07-01", 100, "A"), ("2021-08-01", None, "B")]
-    alerts = query(wh, "select month, territory_id, alert, detail from marts.account_alerts")
+    alerts = query(wh, "select month, territory_id, alert, detail, detail_fr "
+                       "from marts.account_alerts")
     assert len(alerts) == 1 and alerts[0][1:3] == ("departement:32", "account_changed")
     assert "from A (previous month) to B" in alerts[0][3]
+    assert alerts[0][4] == ("l'identifiant Instagram de @gersledepartement est passé de A "
+                            "(mois précédent) à B")

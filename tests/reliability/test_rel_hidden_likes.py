@@ -125,11 +125,14 @@ def test_same_accounts_with_visible_likes(warehouse):
 
 
 def test_likes_hidden_alert_once(warehouse):
-    assert query(warehouse, "select month, territory_id, alert, detail from marts.account_alerts"
-                 " where alert = 'likes_hidden'") == [
+    assert query(warehouse, "select month, territory_id, alert, detail, detail_fr"
+                 " from marts.account_alerts where alert = 'likes_hidden'") == [
         (dt_(7), "departement:32", "likes_hidden",
          ("3 / 3 posts of the reference window hide their like counts: no engagement rate, "
-          "score over the other criteria (weights rescaled)"))]
+          "score over the other criteria (weights rescaled)"),
+         ("3 sur 3 publications de la fenêtre de 30 jours masquent leurs J'aime : taux "
+          "d'engagement masqué, score pris sur les autres indicateurs (poids ramenés au même "
+          "total)"))]
     assert query(warehouse, "select count(*) from marts.account_alerts") == [(1,)]
 
 

@@ -214,9 +214,9 @@ def test_formula_cells_are_neutralised(fixture_warehouse_copy, tmp_path, dialect
         alert_ids = [r[0] for r in con.execute(
             "select territory_id from marts.account_alerts where month = ? order by 1",
             [july]).fetchall()]
-        con.execute("update marts.account_alerts set territory_name = ?, detail = ? "
+        con.execute("update marts.account_alerts set territory_name = ?, detail_fr = ? "
                     "where territory_id = ?", ["@alerte", "=cmd|' /C calc'!A0", alert_ids[0]])
-        con.execute("update marts.account_alerts set territory_name = ?, detail = ? "
+        con.execute("update marts.account_alerts set territory_name = ?, detail_fr = ? "
                     "where territory_id = ?", ["\t-tab", "+1-1", alert_ids[1]])
     finally:
         con.close()

@@ -152,7 +152,7 @@ def alert_record(row: dict[str, Any]) -> list[str]:
         neutralise(row.get("category_label") or row.get("category")),
         neutralise(row.get("handle")),
         neutralise(ALERT_WORDING.get(row.get("alert"), row.get("alert"))),
-        neutralise(row.get("detail")),
+        neutralise(row.get("detail_fr")),
         month_key(last) if last else "",
         fmt_int(row.get("last_rank")),
         "démo" if row.get("is_demo") else "réelles",

@@ -69,7 +69,7 @@ def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str
         select a.territory_id, coalesce(a.territory_name, t.name) as territory_name,
                coalesce(a.category, t.category) as category,
                c.label as category_label, t.code as territory_code, a.handle, a.alert,
-               a.detail, a.last_ranked_month, a.last_rank,
+               a.detail_fr, a.last_ranked_month, a.last_rank,
                coalesce(a.is_demo, false) as is_demo
         from marts.account_alerts a
         left join marts.dim_territories t on t.territory_id = a.territory_id{in_force}

@@ -28,7 +28,7 @@ POST_COLUMNS = ("month", "category", "post_rank", "territory_id", "handle", "med
                 "posted_at", "media_type", "media_product_type", "like_count", "comments_count",
                 "view_count", "interactions",
                 "engagement", "permalink", "is_demo")
-ALERT_COLUMNS = ("month", "territory_id", "handle", "alert", "detail")
+ALERT_COLUMNS = ("month", "territory_id", "handle", "alert", "detail_fr")
 TERRITORY_ALERTS = 24          # most recent alerts shown on a territory page
 TERRITORY_BATCH = 5000         # territories read at once (each batch scans the rankings twice)
 RECENT_MONTHS = 12             # months shown in full on a territory page

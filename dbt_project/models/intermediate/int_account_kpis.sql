@@ -110,6 +110,14 @@ final as (
                 then 'Instagram id behind @' || handle || ' is ' || ig_user_id
                     || ', not the registry''s ' || registry_ig_user_id
         end as account_changed_detail,
+        case
+            when previous_ig_user_id is not null and ig_user_id <> previous_ig_user_id
+                then 'l''identifiant Instagram de @' || handle || ' est passé de '
+                    || previous_ig_user_id || ' (mois précédent) à ' || ig_user_id
+            when account_changed
+                then 'l''identifiant Instagram de @' || handle || ' est ' || ig_user_id
+                    || ', et non ' || registry_ig_user_id || ' comme dans le registre'
+        end as account_changed_detail_fr,
         ---------- provenance
         population > 0 as is_ranked,
         source,

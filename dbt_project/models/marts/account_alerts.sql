@@ -74,6 +74,12 @@ inactive as (
             || coalesce('; merged into commune:' || s.merged_into_code
                 || coalesce(' (' || m.name || ')', ''), '')
             || '; not ranked' as detail,
+        e.territory_id || ' n''existe pas dans le millésime ' || v.vintage
+            || ' du découpage administratif (@etalab/decoupage-administratif '
+            || v.package_version || ')'
+            || coalesce(' ; fusionnée dans la commune ' || s.merged_into_code
+                || coalesce(' (' || m.name || ')', ''), '')
+            || ' ; non classé' as detail_fr,
         null as latest_status,
         null as ranked_on_earlier_snapshot,
         coalesce(l.is_demo, e.first_source = 'demo') as is_demo,
@@ -106,6 +112,18 @@ alerts as (
                     else '; not ranked'
                 end
         end as detail,
+        case
+            when l.handle is null then 'aucune capture du compte ce mois-ci'
+            else 'dernière capture le ' || {{ fr_datetime('l.fetched_at') }}
+                || ' : ' || {{ fr_snapshot_status('l.status') }}
+                || coalesce(' (code d''erreur ' || l.error_code || ')', '')
+                || case
+                    when r.handle is not null
+                        then ' ; classé sur la capture réussie du '
+                            || {{ fr_datetime('r.fetched_at') }}
+                    else ' ; non classé'
+                end
+        end as detail_fr,
         l.status as latest_status,
         r.handle is not null as ranked_on_earlier_snapshot,
         coalesce(l.is_demo, e.first_source = 'demo') as is_demo,
@@ -123,6 +141,7 @@ alerts as (
         handle,
         'account_changed' as alert,
         account_changed_detail as detail,
+        account_changed_detail_fr as detail_fr,
         null as latest_status,
         null as ranked_on_earlier_snapshot,
         is_demo,
@@ -140,6 +159,13 @@ alerts as (
         posts_likes_hidden_30d || ' / ' || posts_30d
             || ' posts of the reference window hide their like counts: no engagement rate, '
             || 'score over the other criteria (weights rescaled)' as detail,
+        posts_likes_hidden_30d || ' sur ' || posts_30d
+            || case
+                when posts_30d = 1 then ' publication de la fenêtre de 30 jours masque ses J''aime'
+                else ' publications de la fenêtre de 30 jours masquent leurs J''aime'
+            end
+            || ' : taux d''engagement masqué, score pris sur les autres indicateurs (poids '
+            || 'ramenés au même total)' as detail_fr,
         null as latest_status,
         null as ranked_on_earlier_snapshot,
         is_demo,
@@ -170,6 +196,7 @@ final as (
         a.handle,
         a.alert,
         a.detail,
+        a.detail_fr,
         a.latest_status,
         a.ranked_on_earlier_snapshot,
         r.month as last_ranked_month,

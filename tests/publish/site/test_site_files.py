@@ -182,7 +182,7 @@ def chart_history(ranks: list[int | None], followers: list[int | None]):
             con.execute(f"alter table marts.fct_monthly_rankings add column {col} {kind} "
                         f"default {value}")
     con.execute("create table marts.account_alerts (month date, territory_id varchar, "
-                "handle varchar, alert varchar, detail varchar)")
+                "handle varchar, alert varchar, detail_fr varchar)")
     history, _ = next(territory_batches(con, ["commune:1"], months))
     return history["commune:1"], months
 
