@@ -58,6 +58,50 @@ def shots_dir(tmp_path: Path) -> Path:
     return Path(target) if target else tmp_path
 
 
+# The tables of ranked rows (ranking, Top N, area and territory pages), measured as a reader
+# sees them: every column shown, the score cell of the first row, rows' heights in lines.
+TABLES_JS = """[...document.querySelectorAll('table.ranking, table.top-n, table.area, table.history')]
+  .map(t => {
+    const heads = [...t.tHead.rows[0].cells];
+    const score = heads.findIndex(c => c.textContent.trim() === 'Score');
+    const cell = t.tBodies[0].rows[0].cells[score].getBoundingClientRect();
+    const rows = [...t.tBodies[0].rows].slice(0, 100);
+    const line = parseFloat(getComputedStyle(t.tBodies[0].rows[0].cells[0]).lineHeight);
+    return {kind: t.className, overflow: t.scrollWidth - t.parentElement.clientWidth,
+            shown: heads.filter(c => c.offsetParent !== null).map(c => c.textContent.trim()),
+            score_left: cell.left, score_right: cell.right, score_width: cell.width,
+            lines: Math.max(...rows.map(r => r.getBoundingClientRect().height)) / line};
+  })"""
+
+
+def tables(browser: Browser, width: int, height: int, mobile: bool) -> list[dict]:
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                 deviceScaleFactor=1, mobile=mobile)
+    return browser.eval(TABLES_JS)
+
+
+def check_phone_layout(browser: Browser, name: str) -> None:
+    """At 390 px, rank, territory (or month) and score are on screen without scrolling
+    sideways, a long name takes two lines at most; at desktop width every column is shown."""
+    desktop = tables(browser, *DESKTOP, mobile=False)
+    phone = tables(browser, *PHONE, mobile=True)
+    assert browser.eval("document.documentElement.scrollWidth") <= PHONE[0] + 1, name
+    for wide, narrow in zip(desktop, phone, strict=True):
+        assert "Score" in wide["shown"] and len(wide["shown"]) >= 6, (name, wide)
+        assert narrow["overflow"] <= 1, (name, narrow)
+        assert narrow["shown"][-1] == "Score" and narrow["score_width"] > 0, (name, narrow)
+        assert 0 <= narrow["score_left"] and narrow["score_right"] <= PHONE[0], (name, narrow)
+        assert any(h.startswith("Rang") for h in narrow["shown"]), (name, narrow)
+        assert {"Territoire", "Mois"} & set(narrow["shown"]), (name, narrow)
+        assert narrow["lines"] < 3, (name, narrow)        # two lines of text and padding
+    # thumb-sized: the search box, and the month picker of a ranking page
+    for control in ("#q", "select.month-select", "form.filters select"):
+        box = browser.eval(f"(e => e && e.getBoundingClientRect().toJSON())"
+                           f"(document.querySelector('{control}'))")
+        assert box is None or box["height"] >= 44, (name, control, box)
+    tables(browser, *DESKTOP, mobile=False)
+
+
 def visit(browser: Browser, site: Path, page: str, name: str, tmp_path: Path) -> str:
     browser.events.clear()
     browser.call("Emulation.setDeviceMetricsOverride", width=DESKTOP[0], height=DESKTOP[1],
@@ -68,8 +112,7 @@ def visit(browser: Browser, site: Path, page: str, name: str, tmp_path: Path) ->
     assert "Données simulées (démo)" in text
     browser.screenshot(shots_dir(tmp_path) / f"site-{name}-desktop.png", *DESKTOP)
     browser.screenshot(shots_dir(tmp_path) / f"site-{name}-phone.png", *PHONE, mobile=True)
-    # readable on a phone: the page itself does not scroll sideways (wide tables scroll inside)
-    assert browser.eval("document.documentElement.scrollWidth") <= PHONE[0] + 1, name
+    check_phone_layout(browser, name)
     urls = browser.requested_urls()
     assert urls, "Network events were not recorded"
     outside = [u for u in urls if not u.startswith(site.as_uri() + "/")]
