@@ -11,6 +11,17 @@
     cast('{{ env_var("OBSERVATOIRE_MONTH_TO", "2999-12-01") }}' as date)
 {%- endmacro %}
 
+{#-
+  The month being lived (first day): a month from it on is provisional. Set by the Python
+  caller from its clock (OBSERVATOIRE_CURRENT_MONTH, beside the range), so that a rebuild is
+  reproducible and a simulated calendar reaches dbt too; DuckDB's own date when dbt runs
+  alone.
+-#}
+{% macro current_month() -%}
+    {%- set month = env_var("OBSERVATOIRE_CURRENT_MONTH", "") -%}
+    {%- if month -%} cast('{{ month }}' as date) {%- else -%} date_trunc('month', current_date)::date {%- endif -%}
+{%- endmacro %}
+
 {#- One month before the range: needed for previous_rank and followers growth. -#}
 {% macro lookback_from() -%}
     ({{ month_from() }} - interval 1 month)::date

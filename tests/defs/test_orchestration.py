@@ -17,8 +17,9 @@ from dagster_project.defs.schedules import graph_api_collection, monthly_publica
 def test_dbt_args_and_month_env():
     assert dbt_build_args(False) == ["build", "--exclude", "test_type:unit"]
     assert dbt_build_args(True)[-1] == "--full-refresh"
-    assert month_env(dt.date(2021, 6, 1), dt.date(2021, 8, 1)) == {
-        "OBSERVATOIRE_MONTH_FROM": "2021-06-01", "OBSERVATOIRE_MONTH_TO": "2021-08-01"}
+    assert month_env(dt.date(2021, 6, 1), dt.date(2021, 8, 1), dt.date(2021, 8, 31)) == {
+        "OBSERVATOIRE_MONTH_FROM": "2021-06-01", "OBSERVATOIRE_MONTH_TO": "2021-08-01",
+        "OBSERVATOIRE_CURRENT_MONTH": "2021-08-01"}
 
 
 def test_lineage_is_one_graph_with_marts_after_raw():

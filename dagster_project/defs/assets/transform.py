@@ -85,8 +85,11 @@ def dbt_build_args(full_refresh: bool) -> list[str]:
     return [*args, "--full-refresh"] if full_refresh else args
 
 
-def month_env(first: dt.date, last: dt.date) -> dict[str, str]:
-    return {"OBSERVATOIRE_MONTH_FROM": first.isoformat(), "OBSERVATOIRE_MONTH_TO": last.isoformat()}
+def month_env(first: dt.date, last: dt.date, today: dt.date | None = None) -> dict[str, str]:
+    """The range dbt builds, and the month it is built in (from Python's clock, which a
+    simulated calendar moves: DuckDB's own date would make every simulated month final)."""
+    return {"OBSERVATOIRE_MONTH_FROM": first.isoformat(), "OBSERVATOIRE_MONTH_TO": last.isoformat(),
+            "OBSERVATOIRE_CURRENT_MONTH": m.current_month(today).isoformat()}
 
 
 HELD_BACK = {"fct_monthly_rankings", "account_alerts", "fct_top_posts"}

@@ -88,7 +88,7 @@ final as (
         s.rank <= c.top_n as in_top_n,
         c.top_n,
         s.is_demo,
-        s.month >= date_trunc('month', current_date) as is_provisional,
+        s.month >= {{ current_month() }} as is_provisional,
         s.snapshot_at,
         s.source,
     from located s
