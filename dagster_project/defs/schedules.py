@@ -9,6 +9,7 @@ from dagster import (
 )
 
 from dagster_project import months as m
+from dagster_project.archive.landing import month_files
 from dagster_project.collect.plan import (
     DEFAULT_WINDOW_DAYS,
     first_cron_day,
@@ -56,7 +57,14 @@ def graph_api_collection(context: ScheduleEvaluationContext):
           default_status=schedule_status(),
           description="On the 1st at 06:00 (Paris), build, publish and export the month just finished.")
 def monthly_publication(context: ScheduleEvaluationContext):
+    from dagster_project.settings import load_settings
+
     month = m.add_months(context.scheduled_execution_time.date().replace(day=1), -1)
+    if not month_files(load_settings().landing_dir, month):
+        # an observatory installed after that month's window: nothing to build (the build
+        # would fail at the site step); a month whose collection failed is alerted by the
+        # watch (not published) and by the collection check
+        return SkipReason(f"nothing landed for {m.month_key(month)}: no rankings to build")
     return RunRequest(run_key=f"publish-{month.isoformat()}", partition_key=month.isoformat(),
                       run_config=resource_config("landing"))
 

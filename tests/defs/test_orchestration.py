@@ -61,11 +61,20 @@ def test_collection_schedule_runs_every_day_of_the_window(monkeypatch):
     assert evaluate(dt.date(2021, 7, 30)).tags["observatoire/collection_day"] == "1/2"
 
 
-def test_publication_schedule_builds_the_month_just_finished():
+def test_publication_schedule_builds_the_month_just_finished(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
+    july = tmp_path / "landing" / "instagram" / "2021-07"
+    july.mkdir(parents=True)
+    (july / "graph_api-20210731T000000Z-0001.ndjson.gz").write_bytes(b"")
     ctx = build_schedule_context(scheduled_execution_time=dt.datetime(2021, 8, 1, 6, 0))
     request = monthly_publication(ctx)
     assert request.partition_key == "2021-07-01"
     assert request.run_config["resources"]["observatoire"]["config"]["source"] == "landing"
+    # a month with nothing landed (an observatory installed after its window) is not built:
+    # the build would fail at the site step, an alert with nothing to do about it
+    june = monthly_publication(build_schedule_context(
+        scheduled_execution_time=dt.datetime(2021, 7, 1, 6, 0)))
+    assert isinstance(june, SkipReason) and "nothing landed for 2021-06" in june.skip_message
 
 
 def test_instance_settings_limit_the_warehouse_pool(tmp_path):
