@@ -38,7 +38,7 @@ from dagster_project.files import (
     temp_name,
     write_bytes_atomically,
 )
-from dagster_project.months import month_key
+from dagster_project.months import month_key, parse_month
 
 LANDING_PATTERNS = ("*.ndjson", "*.ndjson.gz")
 MANIFEST = "MANIFEST.tsv"
@@ -87,6 +87,23 @@ def month_files(landing_dir: Path | str, month: dt.date) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- checksums
+
+def landed_months(landing_dir: Path | str) -> list[dt.date]:
+    """The months (first days) that have landing files, oldest first."""
+    try:
+        folders = list(Path(landing_dir).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    months = []
+    for folder in folders:
+        try:
+            month = parse_month(folder.name)
+        except ValueError:
+            continue
+        if iter_month_files(folder):
+            months.append(month)
+    return sorted(months)
+
 
 def _count_lines(chunks: Iterable[bytes]) -> int:
     """Records as the loader counts them: lines split on \\n, blank ones (at most 16

@@ -34,6 +34,7 @@ from dagster import (
 )
 
 from dagster_project import months as m
+from dagster_project.archive.landing import landed_months
 from dagster_project.service.alerts import Alert, deliver_pending, notify, record
 from dagster_project.service.liveness import alive
 
@@ -271,13 +272,14 @@ def published_unreadable_alert(path: Path, since: dt.datetime, error: str) -> Al
 
 
 def check_published(published_warehouse: Path, data_dir: Path, now: dt.datetime,
-                    cursor: dict) -> tuple[list[str], dict]:
+                    cursor: dict, landing_dir: Path | None = None) -> tuple[list[str], dict]:
     """The watch's publication part: alert when the month due by `now` has no final rows in
     the published copy; a copy unreadable for UNREADABLE_ALERT_AFTER is alerted too (the
     moment it was first seen unreadable, kept in the cursor, names the occurrence)."""
     due = publish_due(now)
     if due is None:
         return [], cursor
+    landing_dir = landing_dir or data_dir / "landing" / "instagram"
     key = m.month_key(due)
     try:
         published = published_months(published_warehouse)
@@ -294,10 +296,18 @@ def check_published(published_warehouse: Path, data_dir: Path, now: dt.datetime,
             return ["published warehouse unreadable"], cursor
         return [], cursor
     cursor = {k: v for k, v in cursor.items() if k != UNREADABLE}
-    if key not in published and record(data_dir, f"not_published:{key}",
-                                       not_published_alert(due)):
+    if key in published or not observed_since(published, landing_dir, due):
+        return [], cursor
+    if record(data_dir, f"not_published:{key}", not_published_alert(due)):
         return [f"{key} not published"], cursor
     return [], cursor
+
+
+def observed_since(published: set[str], landing_dir: Path, due: dt.date) -> bool:
+    """Whether the observatory was running for `due`: it has published a month before, or
+    something is landed for `due` or earlier. An observatory installed after that month's
+    window has nothing to publish for it, and says so by not alerting."""
+    return bool(published) or any(month <= due for month in landed_months(landing_dir))
 
 
 def _token_check(settings, now: dt.datetime) -> tuple[str, tuple[Alert, str] | None]:
@@ -396,7 +406,8 @@ def watch_once(instance, now: dt.datetime, cursor: dict) -> tuple[list[str], dic
 
     settings = load_settings()
     parts = [("publication", lambda c: check_published(settings.published_warehouse,
-                                                       settings.data_dir, now, c))]
+                                                       settings.data_dir, now, c,
+                                                       settings.landing_dir))]
     if settings.access_token:
         parts += [("collection", lambda c: check_collection(settings, now, c)),
                   ("token", lambda c: check_token_health(settings, now, c))]

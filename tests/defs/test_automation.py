@@ -175,6 +175,13 @@ def test_collection_short_alert_gives_the_outlook():
     assert f"{plan.remaining} left, {plan.window_capacity} reachable in 2 day(s)" in a.text
 
 
+def landed(data_dir, month: str) -> None:
+    """A landing file for `month`: the observatory collected it."""
+    folder = data_dir / "landing" / "instagram" / month
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"graph_api-{month.replace('-', '')}28T010000Z-0001.ndjson.gz").write_bytes(b"")
+
+
 def test_the_watch_alerts_once_when_the_month_is_not_published(tmp_path, monkeypatch):
     monkeypatch.setenv("OBSERVATOIRE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("INSTAGRAM_ACCESS_TOKEN", raising=False)
@@ -182,6 +189,9 @@ def test_the_watch_alerts_once_when_the_month_is_not_published(tmp_path, monkeyp
         monkeypatch.delenv(f"OBSERVATOIRE_ALERT_{name}", raising=False)
     now = dt.datetime(2026, 12, 2, 11, 5, tzinfo=UTC)
     with DagsterInstance.ephemeral() as instance:
+        # installed after November's window: nothing landed, nothing published, nothing due
+        assert watch_once(instance, now, {})[0] == []
+        landed(tmp_path, "2026-11")                   # collected, never published: alerted
         done, cursor = watch_once(instance, now, {})
         assert done == ["2026-11 not published"]
         again, _ = watch_once(instance, now + dt.timedelta(minutes=5), cursor)
@@ -298,6 +308,7 @@ def test_a_failing_check_does_not_stop_the_watch_nor_the_delivery(tmp_path, monk
     registry.mkdir()                      # the registry cannot be read: that part raises
     monkeypatch.setenv("OBSERVATOIRE_ACCOUNTS", str(registry))
     alerts.record(tmp_path, "run_failed:abc", alerts.Alert("run_failed", "a run failed"))
+    landed(tmp_path, "2026-10")                  # running since October
     now = dt.datetime(2026, 12, 28, 9, 0, tzinfo=UTC)    # in the collection window
     with DagsterInstance.ephemeral() as instance:
         done, cursor = watch_once(instance, now, {})
