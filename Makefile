@@ -15,7 +15,7 @@ export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export OBSERVATOIRE_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: setup run test test-fast bench bench-save docs ui seeds lint clean
+.PHONY: setup run test test-fast bench bench-save year docs ui seeds lint clean
 
 setup: $(STAMP) $(MANIFEST)
 
@@ -49,6 +49,10 @@ bench: setup
 # Same, and update the committed reference bench/results.json (date and machine included).
 bench-save: setup
 	$(BIN)/python -m bench.run --save
+
+# A year of unattended operation, simulated: the real schedules, sensors and jobs over 2027.
+year: setup
+	$(BIN)/python -m bench.year
 
 docs: setup
 	$(BIN)/python -m dagster_project.defs.dbt_manifest --docs

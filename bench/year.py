@@ -1,0 +1,341 @@
+"""`make year`: a year of unattended operation, simulated in minutes.
+
+The observatory's own schedules, sensors and jobs (the definitions `observatoire serve`
+loads) are evaluated over a simulated calendar on a fresh data folder: at each tick the
+harness does what the daemon does (evaluates the schedules and sensors that are due,
+executes the runs they request, in order, with the real jobs), then jumps the clock to the
+next tick. Python's clock is moved by time-machine, so the collector, the watch, the Graph
+API stand-in (in this process) and dbt (given the month by the dbt asset) all live on the
+same simulated date. Nothing sleeps: runs take the (real) seconds they take, a few seconds
+of simulated time.
+
+    .venv/bin/python -m bench.year [--from 2027-01 --months 12] [--keep DIR]
+
+Prints a table per month and writes bench/out/year.json; exits 1 when a month is neither
+published by the 2nd at 12:00 (Paris) nor alerted, or when runs are left in progress.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))   # the Graph API and webhook stand-ins
+
+PARIS = ZoneInfo("Europe/Paris")
+TICK = dt.timedelta(minutes=30)       # the crons run at :00 and :30 (Paris), on these ticks
+SENSOR_EVERY = dt.timedelta(hours=1)  # sensors: once a simulated hour (the daemon: 1–5 min)
+DEADLINE = (2, 12)                    # a month is published by the 2nd at 12:00 (Paris)
+INSTALLED_ON_DAY = 20                 # the observatory runs from the 20th of the month before
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+OUT = ROOT / "bench" / "out" / "year.json"
+
+
+@dataclass
+class Launch:
+    at: str                   # simulated time (Paris)
+    origin: str               # schedule:<name> | sensor:<name>
+    job: str
+    partition: str | None
+    run_key: str | None
+    status: str = ""
+    seconds: float = 0.0      # real seconds
+
+
+@dataclass
+class MonthReport:
+    month: str
+    accounts_collected: int = 0
+    published_at: str | None = None
+    on_time: bool = False
+    provisional_builds: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)
+
+
+def environment(folder: Path, api, receiver, registry: Path) -> dict[str, str]:
+    return {
+        "OBSERVATOIRE_DATA_DIR": str(folder / "data"),
+        "DAGSTER_HOME": str(folder / "data" / "dagster"),
+        "OBSERVATOIRE_ACCOUNTS": str(registry),
+        "OBSERVATOIRE_AUTOMATION": "on",
+        "OBSERVATOIRE_BACKUP_DIR": str(folder / "backup"),
+        "OBSERVATOIRE_ALERT_WEBHOOK_URL": receiver.url,
+        "INSTAGRAM_GRAPH_URL": api.url,
+        "INSTAGRAM_ACCESS_TOKEN": api.token,
+        "INSTAGRAM_USER_ID": api.user_id,
+        # Meta's hourly pace is real time: the stand-in has no budget, nothing to wait for
+        "OBSERVATOIRE_GRAPH_CALLS_PER_HOUR": "1000000",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
+
+
+class World:
+    """The stand-in's accounts, refreshed to the simulated day before each tick."""
+
+    def __init__(self, api, handles: list[str]):
+        from bench import year_world
+
+        self.w, self.api, self.handles, self.day = year_world, api, handles, None
+        for handle in handles:
+            api.add_account(handle)
+
+    def refresh(self, now: dt.datetime) -> None:
+        day = now.astimezone(dt.UTC).date()
+        if day == self.day:
+            return
+        self.day = day
+        for handle in self.handles:
+            followers, follows, media = self.w.figures(handle, day, now)
+            if self.w.hides_likes(handle, self.handles):
+                media = [{k: v for k, v in m.items() if k != "like_count"} for m in media]
+            account = self.api.accounts[handle]
+            account.followers, account.follows, account.media = followers, follows, media
+            if self.w.gone(handle, self.handles, day):
+                self.api.scenario(handle, not_found=True)
+            else:
+                self.api.clear_scenario(handle)
+
+
+class Daemon:
+    """What the Dagster daemon does, in this process: due schedule ticks, sensor ticks, and
+    the runs they request executed one after the other (a run key runs once)."""
+
+    def __init__(self, defs, instance, start: dt.datetime):
+        self.repo = defs.get_repository_def()
+        self.instance = instance
+        self.cursors: dict[str, str | None] = {}
+        self.run_keys: set[tuple[str, str]] = set()
+        self.last_schedule_tick = start
+        self.last_sensor_tick: dt.datetime | None = None
+        self.launches: list[Launch] = []
+
+    def due(self, schedule, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
+        """The schedule's ticks in (since, until], as the daemon computes them: its own
+        iterator, whose daylight-saving rules differ from cron libraries' (a 02:00 that does
+        not exist runs at 03:00; croniter skips that day)."""
+        from dagster._utils.schedules import cron_string_iterator
+
+        ticks = []
+        for tick in cron_string_iterator(since.timestamp(), schedule.cron_schedule,
+                                         schedule.execution_timezone or "UTC"):
+            if tick > until:
+                return ticks
+            if tick > since:
+                ticks.append(tick)
+        return ticks
+
+    def tick(self, now: dt.datetime) -> None:
+        from dagster import build_schedule_context, build_sensor_context
+
+        requests = []
+        for schedule in self.repo.schedule_defs:
+            for at in self.due(schedule, self.last_schedule_tick, now):
+                ctx = build_schedule_context(instance=self.instance, scheduled_execution_time=at,
+                                             repository_def=self.repo)
+                data = schedule.evaluate_tick(ctx)
+                requests += [(f"schedule:{schedule.name}", schedule.job_name, r)
+                             for r in data.run_requests or []]
+        self.last_schedule_tick = now
+        if self.last_sensor_tick is None or now - self.last_sensor_tick >= SENSOR_EVERY:
+            self.last_sensor_tick = now
+            for sensor in self.repo.sensor_defs:
+                ctx = build_sensor_context(instance=self.instance, repository_def=self.repo,
+                                           cursor=self.cursors.get(sensor.name))
+                data = sensor.evaluate_tick(ctx)
+                self.cursors[sensor.name] = data.cursor
+                job = sensor.job_name if sensor.has_jobs else None
+                requests += [(f"sensor:{sensor.name}", r.job_name or job, r)
+                             for r in data.run_requests or []]
+        for origin, job_name, request in requests:
+            key = (origin, request.run_key)
+            if request.run_key and key in self.run_keys:
+                continue
+            self.run_keys.add(key)
+            self.launch(now, origin, job_name, request)
+
+    def launch(self, now: dt.datetime, origin: str, job_name: str, request) -> None:
+        launch = Launch(now.astimezone(PARIS).isoformat(timespec="minutes"), origin, job_name,
+                        request.partition_key, request.run_key)
+        started = time.monotonic()
+        result = self.repo.get_job(job_name).execute_in_process(
+            run_config={**(request.run_config or {}), **QUIET}, instance=self.instance,
+            partition_key=request.partition_key,
+            tags={**request.tags, "observatoire/year_origin": origin}, raise_on_error=False)
+        launch.status = "success" if result.success else "failure"
+        launch.seconds = round(time.monotonic() - started, 1)
+        self.launches.append(launch)
+        print(f"  {launch.at}  {origin:<32} {job_name:<22} {request.partition_key or '':<10} "
+              f"{launch.status} ({launch.seconds} s)", flush=True)
+
+
+def published_final_months(published: Path) -> set[str]:
+    import duckdb
+
+    if not published.exists():
+        return set()
+    with duckdb.connect(str(published), read_only=True) as con:
+        try:
+            return {m.strftime("%Y-%m") for (m,) in con.execute(
+                "select distinct month from marts.fct_monthly_rankings where not is_provisional"
+            ).fetchall()}
+        except duckdb.Error:
+            return set()
+
+
+def simulate(folder: Path, first: dt.date, months: int) -> dict:
+    """Run the calendar from `first` (a month) for `months` months, plus the days the last
+    one needs to be published; returns the report."""
+    import time_machine
+    from fake_graph_api import FakeGraphAPI
+    from webhook_receiver import WebhookReceiver
+
+    from bench import year_world
+    from dagster_project import months as m
+
+    registry = folder / "accounts.csv"
+    accounts = year_world.registry()
+    registry.write_text("handle,territory_id\n" + "".join(f"{h},{t}\n" for h, t in accounts),
+                        encoding="utf-8")
+    # installed before the calendar: the month before is collected in its window and
+    # published on the 1st, as on a server that has been running for a while
+    start = dt.datetime.combine(m.add_months(first, -1).replace(day=INSTALLED_ON_DAY),
+                                dt.time(0, 0), PARIS)
+    end_month = dt.date(first.year + (first.month - 1 + months) // 12,
+                        (first.month - 1 + months) % 12 + 1, 1)
+    end = dt.datetime.combine(end_month.replace(day=DEADLINE[0]), dt.time(DEADLINE[1], 30),
+                              PARIS)
+    api, receiver = FakeGraphAPI(), WebhookReceiver()
+    api.start()
+    alerts: list[tuple[str, dict]] = []
+    wall = time.monotonic()
+    try:
+        os.environ.update(environment(folder, api, receiver, registry))
+        with time_machine.travel(start, tick=True) as clock:
+            from dagster import DagsterInstance
+
+            from dagster_project.definitions import defs
+            from dagster_project.defs.instance import ensure_instance
+            from dagster_project.settings import load_settings
+
+            settings = load_settings()
+            ensure_instance(settings.dagster_home)
+            instance = DagsterInstance.get()
+            world = World(api, [h for h, _ in accounts])
+            daemon = Daemon(defs, instance, start)
+            published: dict[str, str] = {}
+            now = start.astimezone(dt.UTC)   # in UTC: Paris steps would enter a skipped hour
+            while now <= end:
+                clock.move_to(now)
+                world.refresh(now)
+                seen = len(receiver.bodies)
+                daemon.tick(now)
+                alerts += [(now.astimezone(PARIS).isoformat(timespec="minutes"), body)
+                           for body in receiver.bodies[seen:]]
+                if daemon.launches and daemon.launches[-1].at == now.astimezone(PARIS).isoformat(
+                        timespec="minutes"):
+                    for month in published_final_months(settings.published_warehouse):
+                        published.setdefault(month, now.astimezone(PARIS).isoformat(
+                            timespec="minutes"))
+                now += TICK
+            in_progress = [r.run_id for r in instance.get_runs()
+                           if r.status.value in ("STARTED", "STARTING", "CANCELING", "QUEUED")]
+            report = build_report(first, months, settings, daemon.launches, published, alerts)
+            report["runs_in_progress"] = in_progress
+    finally:
+        api.stop()
+        receiver.close()
+    report["wall_seconds"] = round(time.monotonic() - wall, 1)
+    return report
+
+
+def build_report(first: dt.date, months: int, settings, launches: list[Launch],
+                 published: dict[str, str], alerts: list[tuple[str, dict]]) -> dict:
+    import duckdb
+
+    from dagster_project import months as m
+
+    rows = []
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        for i in range(months):
+            month = m.add_months(first, i)
+            key = month.strftime("%Y-%m")
+            r = MonthReport(key)
+            r.accounts_collected = con.execute(
+                "select count(distinct handle) from raw.snapshots where month = ? and status = 'ok'",
+                [month]).fetchone()[0]
+            r.published_at = published.get(key)
+            deadline = dt.datetime.combine(m.add_months(month, 1).replace(day=DEADLINE[0]),
+                                           dt.time(DEADLINE[1]), PARIS)
+            r.on_time = bool(r.published_at) and dt.datetime.fromisoformat(
+                r.published_at) <= deadline
+            r.provisional_builds = sum(1 for x in launches if x.origin.startswith("sensor:")
+                                       and x.partition == month.isoformat()
+                                       and x.status == "success")
+            for at, body in alerts:
+                if at[:7] == key or (at[:7] == m.month_key(m.add_months(month, 1))
+                                     and int(at[8:10]) < DEADLINE[0] + 1):
+                    kind = str(body.get("key") or body.get("text", ""))[:40]
+                    r.alerts[kind] = r.alerts.get(kind, 0) + 1
+            rows.append(asdict(r))
+    return {"from": first.strftime("%Y-%m"), "months": rows,
+            "launches": [asdict(x) for x in launches],
+            "alerts": [{"at": at, **body} for at, body in alerts],
+            "runs": len(launches), "failed_runs": sum(x.status != "success" for x in launches)}
+
+
+def print_report(report: dict) -> None:
+    print(f"\n{'month':<8} {'accounts':>8} {'published (Paris)':<18} {'on time':<8} "
+          f"{'provisional':>11}  alerts")
+    for r in report["months"]:
+        alerts = ", ".join(f"{k} ×{n}" for k, n in r["alerts"].items()) or "—"
+        print(f"{r['month']:<8} {r['accounts_collected']:>8} {r['published_at'] or '—':<18} "
+              f"{'yes' if r['on_time'] else 'NO':<8} {r['provisional_builds']:>11}  {alerts}")
+    print(f"\nruns {report['runs']} ({report['failed_runs']} failed), in progress at the end "
+          f"{len(report['runs_in_progress'])}, wall time {report['wall_seconds']} s")
+
+
+def verdict(report: dict) -> list[str]:
+    problems = [f"{r['month']}: not published by the {DEADLINE[0]}nd at {DEADLINE[1]}:00 "
+                "(Paris) and no alert" for r in report["months"]
+                if not r["on_time"] and not r["alerts"]]
+    if report["runs_in_progress"]:
+        problems.append(f"runs left in progress: {report['runs_in_progress']}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.year", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="first", default="2027-01", help="first month, YYYY-MM")
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--keep", type=Path, help="keep the data folder here")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    first = dt.date.fromisoformat(args.first + "-01")
+    folder = Path(tempfile.mkdtemp(prefix="observatoire-year-"))
+    try:
+        report = simulate(folder, first, args.months)
+    finally:
+        if args.keep:
+            shutil.rmtree(args.keep, ignore_errors=True)
+            shutil.copytree(folder, args.keep, symlinks=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    print_report(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    problems = verdict(report)
+    for p in problems:
+        print(f"FAIL: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":          # the site's process pool re-imports __main__ (spawn)
+    sys.exit(main())
