@@ -9,10 +9,13 @@ API stand-in (in this process) and dbt (given the month by the dbt asset) all li
 same simulated date. Nothing sleeps: runs take the (real) seconds they take, a few seconds
 of simulated time.
 
-    .venv/bin/python -m bench.year [--from 2027-01 --months 12] [--keep DIR]
+    .venv/bin/python -m bench.year [--from 2027-01 --months 12] [--faults FILE] [--keep DIR]
 
-Prints a table per month and writes bench/out/year.json; exits 1 when a month is neither
-published by the 2nd at 12:00 (Paris) nor alerted, or when runs are left in progress.
+Faults (bench/year_faults.py) are injected from a plan (bench/year_faults.json by default).
+Prints a table per month and the faults, writes bench/out/year.json; exits 1 when a month is
+neither published by the 2nd at 12:00 (Paris) nor alerted, a fault is not alerted exactly
+once, an alert has no fault behind it, an alert is left undelivered, or runs are left in
+progress.
 """
 from __future__ import annotations
 
@@ -191,14 +194,14 @@ def published_final_months(published: Path) -> set[str]:
             return set()
 
 
-def simulate(folder: Path, first: dt.date, months: int) -> dict:
+def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> dict:
     """Run the calendar from `first` (a month) for `months` months, plus the days the last
     one needs to be published; returns the report."""
     import time_machine
     from fake_graph_api import FakeGraphAPI
     from webhook_receiver import WebhookReceiver
 
-    from bench import year_world
+    from bench import year_faults, year_world
     from dagster_project import months as m
 
     registry = folder / "accounts.csv"
@@ -215,6 +218,8 @@ def simulate(folder: Path, first: dt.date, months: int) -> dict:
                               PARIS)
     api, receiver = FakeGraphAPI(), WebhookReceiver()
     api.start()
+    faults = year_faults.load_plan(plan, start, end) if plan else []
+    injector = year_faults.Injector(faults, api, receiver)
     alerts: list[tuple[str, dict]] = []
     wall = time.monotonic()
     try:
@@ -235,6 +240,7 @@ def simulate(folder: Path, first: dt.date, months: int) -> dict:
             now = start.astimezone(dt.UTC)   # in UTC: Paris steps would enter a skipped hour
             while now <= end:
                 clock.move_to(now)
+                injector.apply(now)
                 world.refresh(now)
                 seen = len(receiver.bodies)
                 daemon.tick(now)
@@ -250,11 +256,21 @@ def simulate(folder: Path, first: dt.date, months: int) -> dict:
                            if r.status.value in ("STARTED", "STARTING", "CANCELING", "QUEUED")]
             report = build_report(first, months, settings, daemon.launches, published, alerts)
             report["runs_in_progress"] = in_progress
+            report.update(year_faults.account(faults, alerts))
+            report["undelivered"] = undelivered(settings.data_dir)
     finally:
         api.stop()
         receiver.close()
     report["wall_seconds"] = round(time.monotonic() - wall, 1)
     return report
+
+
+def undelivered(data_dir: Path) -> list[str]:
+    """The alerts recorded but never delivered to the webhook (lost)."""
+    from dagster_project.service.alerts import recent
+
+    return [a["key"] for a in recent(data_dir, limit=10_000)
+            if a["channels"].get("webhook", {}).get("state") != "sent"]
 
 
 def build_report(first: dt.date, months: int, settings, launches: list[Launch],
@@ -283,7 +299,7 @@ def build_report(first: dt.date, months: int, settings, launches: list[Launch],
             for at, body in alerts:
                 if at[:7] == key or (at[:7] == m.month_key(m.add_months(month, 1))
                                      and int(at[8:10]) < DEADLINE[0] + 1):
-                    kind = str(body.get("key") or body.get("text", ""))[:40]
+                    kind = str(body.get("event") or body.get("text", ""))[:40]
                     r.alerts[kind] = r.alerts.get(kind, 0) + 1
             rows.append(asdict(r))
     return {"from": first.strftime("%Y-%m"), "months": rows,
@@ -299,7 +315,16 @@ def print_report(report: dict) -> None:
         alerts = ", ".join(f"{k} ×{n}" for k, n in r["alerts"].items()) or "—"
         print(f"{r['month']:<8} {r['accounts_collected']:>8} {r['published_at'] or '—':<18} "
               f"{'yes' if r['on_time'] else 'NO':<8} {r['provisional_builds']:>11}  {alerts}")
-    print(f"\nruns {report['runs']} ({report['failed_runs']} failed), in progress at the end "
+    if report["faults"]:
+        print(f"\n{'fault':<36} {'expected':<16} alerts")
+        for f in report["faults"]:
+            got = ", ".join(f"{a['event']} {a['at']}" for a in f["alerts"]) or "—"
+            print(f"{f['fault']:<36} {f['expected'] or 'none':<16} {got}"
+                  f"{'' if f['ok'] else '   FAIL'}")
+    print(f"\nfaults alerted exactly once {report['faults_alerted_once']} of "
+          f"{report['faults_expecting_an_alert']}, duplicates {report['duplicates']}, "
+          f"false alarms {len(report['false_alarms'])}, undelivered {len(report['undelivered'])}")
+    print(f"runs {report['runs']} ({report['failed_runs']} failed), in progress at the end "
           f"{len(report['runs_in_progress'])}, wall time {report['wall_seconds']} s")
 
 
@@ -309,6 +334,11 @@ def verdict(report: dict) -> list[str]:
                 if not r["on_time"] and not r["alerts"]]
     if report["runs_in_progress"]:
         problems.append(f"runs left in progress: {report['runs_in_progress']}")
+    problems += [f"fault {f['fault']}: expected {f['expected'] or 'no alert'}, got "
+                 f"{len(f['alerts'])}" for f in report["faults"] if not f["ok"]]
+    problems += [f"false alarm {a['at']} {a['event']}: {a['text']}"
+                 for a in report["false_alarms"]]
+    problems += [f"alert never delivered: {key}" for key in report["undelivered"]]
     return problems
 
 
@@ -316,13 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.year", description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="first", default="2027-01", help="first month, YYYY-MM")
     parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--faults", type=Path, default=None,
+                        help="fault plan (JSON; default bench/year_faults.json)")
+    parser.add_argument("--no-faults", action="store_true", help="the calendar alone")
     parser.add_argument("--keep", type=Path, help="keep the data folder here")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     first = dt.date.fromisoformat(args.first + "-01")
     folder = Path(tempfile.mkdtemp(prefix="observatoire-year-"))
     try:
-        report = simulate(folder, first, args.months)
+        from bench.year_faults import DEFAULT_PLAN
+
+        plan = None if args.no_faults else (args.faults or DEFAULT_PLAN)
+        report = simulate(folder, first, args.months, plan)
     finally:
         if args.keep:
             shutil.rmtree(args.keep, ignore_errors=True)

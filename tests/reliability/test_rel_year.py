@@ -1,7 +1,9 @@
 """`make year` in small: the observatory's own schedules, sensors and jobs over a simulated
 March 2027 (installed on 20 February), through the spring daylight-saving change (28 March:
 the 02:00 collection of that day runs at 03:00, as the daemon runs it) to the publication of
-March on 1 April at 06:00 Paris, against the Graph API stand-in, with alerts to a webhook."""
+March on 1 April at 06:00 Paris, against the Graph API stand-in, with alerts to a webhook;
+three faults: the chat down for 30 hours, the token expiring in 5 days while it is down,
+the token renewed."""
 from __future__ import annotations
 
 import json
@@ -14,16 +16,20 @@ import pytest
 from pipeline_support import ROOT, project_env
 
 pytestmark = pytest.mark.slow
+FAULTS = [{"at": "2027-03-05T09:00", "kind": "receiver_down", "hours": 30},
+          {"at": "2027-03-05T10:00", "kind": "token_expiring", "days": 5},
+          {"at": "2027-03-08T10:00", "kind": "token_renewed"}]
 
 
 @pytest.fixture(scope="module")
 def year(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("year")
-    out, log = tmp / "year.json", tmp / "year.log"
+    out, log, plan = tmp / "year.json", tmp / "year.log", tmp / "faults.json"
+    plan.write_text(json.dumps(FAULTS), encoding="utf-8")
     with open(log, "w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.year", "--from", "2027-03", "--months", "1",
-             "--out", str(out)], cwd=ROOT, env=project_env(tmp / "unused"),
+             "--faults", str(plan), "--out", str(out)], cwd=ROOT, env=project_env(tmp / "unused"),
             stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             code = proc.wait(timeout=600)
@@ -42,7 +48,18 @@ def test_the_month_is_collected_and_published_on_time(year):
     assert march["published_at"] == "2027-04-01T06:00+02:00" and march["on_time"]
     assert march["provisional_builds"] >= 1          # the landing sensor built it in its window
     assert year["failed_runs"] == 0 and year["runs_in_progress"] == []
-    assert year["alerts"] == []                      # nothing went wrong: nothing alerted
+
+
+def test_each_fault_is_alerted_once_or_not_at_all_and_nothing_else(year):
+    # the token's expiry, seen by the watch's daily check (6 March, 00:00 UTC), is delivered
+    # once the chat answers again (6 March, 15:00 Paris): once, late, not lost
+    assert [(f["fault"], [a["at"] for a in f["alerts"]], f["ok"]) for f in year["faults"]] == [
+        ("2027-03-05T09:00+01:00 receiver_down 30 h", [], True),
+        ("2027-03-05T10:00+01:00 token_expiring 5 d", ["2027-03-06T15:00+01:00"], True),
+        ("2027-03-08T10:00+01:00 token_renewed", [], True)]
+    assert year["false_alarms"] == [] and year["duplicates"] == 0
+    assert year["undelivered"] == []
+    assert [a["event"] for a in year["alerts"]] == ["token_expiring"]
 
 
 def test_the_collection_runs_every_day_of_the_window_across_the_clock_change(year):

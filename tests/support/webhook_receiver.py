@@ -1,5 +1,5 @@
 """A chat incoming-webhook stand-in on 127.0.0.1 for the alert tests: it keeps the JSON of
-every POST in `bodies` and answers 200. (tests/service/test_alerts.py and test_serve.py have
+every POST in `bodies` and answers 200 (503 and keeps nothing while `down` is true). (tests/service/test_alerts.py and test_serve.py have
 their own, which also refuse messages or restart on the same port.)"""
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class WebhookReceiver:
     def __init__(self, path: str = "/hooks/observatoire") -> None:
         self.bodies: list[dict] = []
-        bodies = self.bodies
+        self.down = False
+        receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if receiver.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.bodies.append(body)
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")

@@ -1,0 +1,46 @@
+"""The fault plan of `make year` and its accounting (pure): each fault alerted exactly once
+(or not at all when it expects nothing), every other alert a false alarm."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from bench.year_faults import PARIS, Fault, account, load_plan
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=PARIS)
+
+
+def test_a_plan_is_read_in_time_order_within_the_calendar(tmp_path):
+    plan = tmp_path / "faults.json"
+    plan.write_text(json.dumps([
+        {"at": "2027-06-10T10:00", "kind": "token_revoked"},
+        {"at": "2027-03-05T09:00", "kind": "receiver_down", "hours": 30},
+        {"at": "2028-05-01T00:00", "kind": "token_renewed"}]))
+    faults = load_plan(plan, at("2027-01-01T00:00"), at("2027-12-31T00:00"))
+    assert [(f.kind, f.hours, f.expected) for f in faults] == [
+        ("receiver_down", 30.0, None), ("token_revoked", 0.0, "token_invalid")]
+    plan.write_text(json.dumps([{"at": "2027-03-05T09:00", "kind": "meteor"}]))
+    with pytest.raises(ValueError, match="unknown kind 'meteor'.*token_expiring"):
+        load_plan(plan, at("2027-01-01T00:00"), at("2027-12-31T00:00"))
+
+
+def test_once_per_fault_duplicates_and_false_alarms_are_counted():
+    faults = [Fault(at("2027-03-05T10:00"), "token_expiring", days=5),
+              Fault(at("2027-06-10T10:00"), "token_revoked"),
+              Fault(at("2027-11-15T09:00"), "receiver_down", hours=6)]
+    alerts = [("2027-03-06T15:00+01:00", {"event": "token_expiring"}),
+              ("2027-06-11T02:00+02:00", {"event": "token_invalid"}),
+              ("2027-06-11T03:00+02:00", {"event": "token_invalid"}),     # twice
+              ("2027-06-20T03:00+02:00", {"event": "token_invalid"}),     # too late: no fault
+              ("2027-08-01T12:00+02:00", {"event": "not_published", "text": "2027-07…"})]
+    got = account(faults, alerts)
+    assert [(r["ok"], len(r["alerts"])) for r in got["faults"]] == [(True, 1), (False, 2),
+                                                                     (True, 0)]
+    assert got["faults_alerted_once"] == 1 and got["faults_expecting_an_alert"] == 2
+    assert got["duplicates"] == 1
+    assert [(a["at"], a["event"]) for a in got["false_alarms"]] == [
+        ("2027-06-20T03:00+02:00", "token_invalid"), ("2027-08-01T12:00+02:00", "not_published")]
