@@ -20,7 +20,9 @@ progress.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -91,21 +93,22 @@ class World:
         for handle in handles:
             api.add_account(handle)
 
-    def refresh(self, now: dt.datetime) -> None:
+    def refresh(self, now: dt.datetime, api_down: bool = False) -> None:
         day = now.astimezone(dt.UTC).date()
-        if day == self.day:
-            return
-        self.day = day
+        if day != self.day:
+            self.day = day
+            for handle in self.handles:
+                followers, follows, media = self.w.figures(handle, day, now)
+                if self.w.hides_likes(handle, self.handles):
+                    media = [{k: v for k, v in m.items() if k != "like_count"} for m in media]
+                account = self.api.accounts[handle]
+                account.followers, account.follows, account.media = followers, follows, media
         for handle in self.handles:
-            followers, follows, media = self.w.figures(handle, day, now)
-            if self.w.hides_likes(handle, self.handles):
-                media = [{k: v for k, v in m.items() if k != "like_count"} for m in media]
-            account = self.api.accounts[handle]
-            account.followers, account.follows, account.media = followers, follows, media
+            self.api.clear_scenario(handle)
             if self.w.gone(handle, self.handles, day):
                 self.api.scenario(handle, not_found=True)
-            else:
-                self.api.clear_scenario(handle)
+            if api_down:
+                self.api.scenario(handle, permanent_5xx=True)
 
 
 class Daemon:
@@ -180,6 +183,31 @@ class Daemon:
               f"{launch.status} ({launch.seconds} s)", flush=True)
 
 
+def next_tick(moment: dt.datetime) -> dt.datetime:
+    """The first tick (a multiple of TICK since the epoch) at or after `moment`."""
+    step = TICK.total_seconds()
+    return dt.datetime.fromtimestamp(-(-moment.timestamp() // step) * step, dt.UTC)
+
+
+@contextlib.contextmanager
+def simulated_waits(clock, scale: float = 0.001):
+    """The collector's waits (retries, throttling holds, pacing) on the simulated clock: they
+    move it by the seconds planned and last a thousandth of them in real time (its deadlines
+    are measured on time.monotonic(), which time-machine does not move, and scaled alike)."""
+    from dagster_project.collect import graph_api
+
+    real = graph_api.CollectorOptions
+
+    def sleep(seconds: float) -> None:
+        clock.shift(seconds / scale)
+
+    graph_api.CollectorOptions = functools.partial(real, sleep=sleep, backoff_scale=scale)
+    try:
+        yield
+    finally:
+        graph_api.CollectorOptions = real
+
+
 def published_final_months(published: Path) -> set[str]:
     import duckdb
 
@@ -224,7 +252,7 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
     wall = time.monotonic()
     try:
         os.environ.update(environment(folder, api, receiver, registry))
-        with time_machine.travel(start, tick=True) as clock:
+        with time_machine.travel(start, tick=True) as clock, simulated_waits(clock):
             from dagster import DagsterInstance
 
             from dagster_project.definitions import defs
@@ -241,7 +269,7 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
             while now <= end:
                 clock.move_to(now)
                 injector.apply(now)
-                world.refresh(now)
+                world.refresh(now, injector.api_down)
                 seen = len(receiver.bodies)
                 daemon.tick(now)
                 alerts += [(now.astimezone(PARIS).isoformat(timespec="minutes"), body)
@@ -251,7 +279,8 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
                     for month in published_final_months(settings.published_warehouse):
                         published.setdefault(month, now.astimezone(PARIS).isoformat(
                             timespec="minutes"))
-                now += TICK
+                # a run's waits move the clock (simulated_waits): never step back in time
+                now = max(now + TICK, next_tick(dt.datetime.now(dt.UTC)))
             in_progress = [r.run_id for r in instance.get_runs()
                            if r.status.value in ("STARTED", "STARTING", "CANCELING", "QUEUED")]
             report = build_report(first, months, settings, daemon.launches, published, alerts)

@@ -9,6 +9,7 @@ each kind with the alert it must produce (or none):
 | token_revoked | | the token stops being valid (code 190 everywhere) | token_invalid |
 | token_renewed | | a new valid token, given to the observatory as the operator would | none |
 | receiver_down | hours | the chat webhook answers 503 for `hours` hours | none (the alerts it missed arrive after) |
+| api_down | hours | the Graph API answers 503 for `hours` hours | collection_failing (on a collection night) |
 
 An alert matches a fault when it has the fault's expected event and arrives within
 MATCH_WITHIN of the fault's start; a fault is alerted exactly once or it fails the year; an
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
 EXPECTED = {"token_expiring": "token_expiring", "token_revoked": "token_invalid",
-            "token_renewed": None, "receiver_down": None}
+            "token_renewed": None, "receiver_down": None, "api_down": "collection_failing"}
 MATCH_WITHIN = dt.timedelta(days=2)
 DEFAULT_PLAN = Path(__file__).with_name("year_faults.json")
 
@@ -74,6 +75,7 @@ class Injector:
     def __init__(self, faults: list[Fault], api, receiver):
         self.faults, self.api, self.receiver = faults, api, receiver
         self.renewals = 0
+        self.api_down = False
 
     def apply(self, now: dt.datetime) -> None:
         for f in self.faults:
@@ -98,10 +100,14 @@ class Injector:
             os.environ["INSTAGRAM_ACCESS_TOKEN"] = self.api.token   # the operator's edit
         elif f.kind == "receiver_down":
             self.receiver.down = True
+        elif f.kind == "api_down":
+            self.api_down = True
 
     def end(self, f: Fault) -> None:
         if f.kind == "receiver_down":
             self.receiver.down = False
+        elif f.kind == "api_down":
+            self.api_down = False
 
 
 def account(faults: list[Fault], alerts: list[tuple[str, dict]]) -> dict:

@@ -2,8 +2,8 @@
 March 2027 (installed on 20 February), through the spring daylight-saving change (28 March:
 the 02:00 collection of that day runs at 03:00, as the daemon runs it) to the publication of
 March on 1 April at 06:00 Paris, against the Graph API stand-in, with alerts to a webhook;
-three faults: the chat down for 30 hours, the token expiring in 5 days while it is down,
-the token renewed."""
+faults: the chat down for 30 hours, the token expiring in 5 days while it is down, the token
+renewed, the Graph API down on the first night of the collection window."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,8 @@ from pipeline_support import ROOT, project_env
 pytestmark = pytest.mark.slow
 FAULTS = [{"at": "2027-03-05T09:00", "kind": "receiver_down", "hours": 30},
           {"at": "2027-03-05T10:00", "kind": "token_expiring", "days": 5},
-          {"at": "2027-03-08T10:00", "kind": "token_renewed"}]
+          {"at": "2027-03-08T10:00", "kind": "token_renewed"},
+          {"at": "2027-03-25T01:00", "kind": "api_down", "hours": 4}]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_the_month_is_collected_and_published_on_time(year):
     [march] = year["months"]
     assert march["month"] == "2027-03" and march["accounts_collected"] == 60
     assert march["published_at"] == "2027-04-01T06:00+02:00" and march["on_time"]
-    assert march["provisional_builds"] >= 1          # the landing sensor built it in its window
+    assert march["provisional_builds"] == 2          # after the failed night, and the next
     assert year["failed_runs"] == 0 and year["runs_in_progress"] == []
 
 
@@ -56,10 +57,13 @@ def test_each_fault_is_alerted_once_or_not_at_all_and_nothing_else(year):
     assert [(f["fault"], [a["at"] for a in f["alerts"]], f["ok"]) for f in year["faults"]] == [
         ("2027-03-05T09:00+01:00 receiver_down 30 h", [], True),
         ("2027-03-05T10:00+01:00 token_expiring 5 d", ["2027-03-06T15:00+01:00"], True),
-        ("2027-03-08T10:00+01:00 token_renewed", [], True)]
+        ("2027-03-08T10:00+01:00 token_renewed", [], True),
+        # every account of that night's run fails (HTTP 503, retried on the simulated
+        # clock): one collection_failing that night; the next night collects them all
+        ("2027-03-25T01:00+01:00 api_down 4 h", ["2027-03-25T02:00+01:00"], True)]
     assert year["false_alarms"] == [] and year["duplicates"] == 0
     assert year["undelivered"] == []
-    assert [a["event"] for a in year["alerts"]] == ["token_expiring"]
+    assert [a["event"] for a in year["alerts"]] == ["token_expiring", "collection_failing"]
 
 
 def test_the_collection_runs_every_day_of_the_window_across_the_clock_change(year):
