@@ -208,18 +208,15 @@ def simulated_waits(clock, scale: float = 0.001):
         graph_api.CollectorOptions = real
 
 
-def published_final_months(published: Path) -> set[str]:
-    import duckdb
+def final_months(published: Path) -> set[str]:
+    """The months the published copy holds final (the watch's own reading), none while
+    it cannot be read."""
+    from dagster_project.defs.automation import published_months
 
-    if not published.exists():
+    try:
+        return published_months(published)
+    except Exception:  # noqa: BLE001 — being replaced: read again after the next run
         return set()
-    with duckdb.connect(str(published), read_only=True) as con:
-        try:
-            return {m.strftime("%Y-%m") for (m,) in con.execute(
-                "select distinct month from marts.fct_monthly_rankings where not is_provisional"
-            ).fetchall()}
-        except duckdb.Error:
-            return set()
 
 
 def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> dict:
@@ -270,15 +267,13 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
                 clock.move_to(now)
                 injector.apply(now)
                 world.refresh(now, injector.api_down)
-                seen = len(receiver.bodies)
+                seen, launched = len(receiver.accepted), len(daemon.launches)
                 daemon.tick(now)
-                alerts += [(now.astimezone(PARIS).isoformat(timespec="minutes"), body)
-                           for body in receiver.bodies[seen:]]
-                if daemon.launches and daemon.launches[-1].at == now.astimezone(PARIS).isoformat(
-                        timespec="minutes"):
-                    for month in published_final_months(settings.published_warehouse):
-                        published.setdefault(month, now.astimezone(PARIS).isoformat(
-                            timespec="minutes"))
+                at = now.astimezone(PARIS).isoformat(timespec="minutes")
+                alerts += [(at, body) for body in receiver.accepted[seen:]]
+                if len(daemon.launches) > launched:
+                    for month in final_months(settings.published_warehouse):
+                        published.setdefault(month, at)
                 # a run's waits move the clock (simulated_waits): never step back in time
                 now = max(now + TICK, next_tick(dt.datetime.now(dt.UTC)))
             in_progress = [r.run_id for r in instance.get_runs()

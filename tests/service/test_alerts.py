@@ -11,12 +11,11 @@ import re
 import socket
 import sqlite3
 import threading
-import time
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from webhook_receiver import WebhookReceiver
 
 from dagster_project.service.alerts import (
     Alert,
@@ -35,52 +34,6 @@ SECRET_PATH = "/hooks/T000/B000/s3cr3tW3bh00kP4th"
 T0 = dt.datetime(2026, 11, 3, 10, 0, tzinfo=dt.UTC)
 ALERT = Alert(event="run_failed", text="Run abc failed at step collect.", month="2026-10",
               run_id="abc-123", detail="step collect: HTTPError 400")
-
-
-class Receiver:
-    """A webhook receiver: records each POST body; answers 500 to the first `fail_first`,
-    `refuse[marker]` to a message whose text contains `marker`, else 200. `on_post(body)`,
-    when set, runs in the handler before it answers."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []        # every POST received
-        self.accepted: list[dict] = []      # those answered 200
-        self.fail_first = 0
-        self.refuse: dict[str, int] = {}    # text marker -> HTTP status answered
-        self.on_post = None
-        self.delay_s = 0.0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                time.sleep(receiver.delay_s)
-                if receiver.on_post is not None:
-                    receiver.on_post(body)
-                with receiver.lock:
-                    receiver.bodies.append(body)
-                    status = 500 if len(receiver.bodies) <= receiver.fail_first else next(
-                        (s for m, s in receiver.refuse.items() if m in body["text"]), 200)
-                    if status == 200:
-                        receiver.accepted.append(body)
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write({200: b"ok", 500: b"boom"}.get(status, b"invalid_payload"))
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 class Sink:
@@ -114,7 +67,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    r = WebhookReceiver(SECRET_PATH)
     yield r
     r.close()
 

@@ -1,30 +1,42 @@
-"""A chat incoming-webhook stand-in on 127.0.0.1 for the alert tests: it keeps the JSON of
-every POST in `bodies` and answers 200 (503 and keeps nothing while `down` is true). (tests/service/test_alerts.py and test_serve.py have
-their own, which also refuse messages or restart on the same port.)"""
+"""A chat incoming-webhook stand-in on 127.0.0.1: it keeps the JSON of every POST in
+`bodies` and of those it accepted (200) in `accepted`. It answers 503 to everything while
+`down` is true, 500 to the first `fail_first` posts, `refuse[marker]` to a message whose
+text contains `marker`, else 200; `on_post(body)`, when set, runs before it answers, after
+`delay_s` seconds. (test_serve.py has its own, which restarts on the same port.)"""
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WebhookReceiver:
     def __init__(self, path: str = "/hooks/observatoire") -> None:
-        self.bodies: list[dict] = []
+        self.bodies: list[dict] = []        # every POST received
+        self.accepted: list[dict] = []      # those answered 200
         self.down = False
+        self.fail_first = 0
+        self.refuse: dict[str, int] = {}    # text marker -> HTTP status answered
+        self.on_post = None
+        self.delay_s = 0.0
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if receiver.down:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                receiver.bodies.append(body)
-                self.send_response(200)
+                time.sleep(receiver.delay_s)
+                if receiver.on_post is not None:
+                    receiver.on_post(body)
+                with receiver.lock:
+                    receiver.bodies.append(body)
+                    status = receiver.status(body)
+                    if status == 200:
+                        receiver.accepted.append(body)
+                self.send_response(status)
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write({200: b"ok", 500: b"boom"}.get(status, b"invalid_payload"))
 
             def log_message(self, *args) -> None:
                 pass
@@ -34,6 +46,13 @@ class WebhookReceiver:
                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def status(self, body: dict) -> int:
+        if self.down:
+            return 503
+        if len(self.bodies) <= self.fail_first:
+            return 500
+        return next((s for m, s in self.refuse.items() if m in body.get("text", "")), 200)
 
     def close(self) -> None:
         self.server.shutdown()
