@@ -3,6 +3,7 @@ through a temporary name, then verifies the copy."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +33,16 @@ class BackupResult:
 
 
 def _copy_atomic(src: Path, dest: Path) -> str:
-    """Copy `src` to `dest` through a temp name in dest's folder (fsync, rename); returns
-    the SHA-256 of the bytes written."""
+    """Copy `src` to `dest` through a temp name in dest's folder (fsync, rename), with its
+    modification time (a file restored with `cp -p` from the backup comes back as it was);
+    returns the SHA-256 of the bytes written."""
     digest = hashlib.sha256()
     with open(src, "rb") as fin, atomic_file(dest, durable=True) as fout:
         while block := fin.read(1 << 20):
             digest.update(block)
             fout.write(block)
+        st = os.fstat(fin.fileno())
+    os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
     return digest.hexdigest()
 
 

@@ -199,6 +199,30 @@ def test_backup_is_incremental_and_verified(data, tmp_path):
     assert not (dest / "landing" / "instagram" / "2021-07" / "graph_api-1.ndjson.gz").exists()
 
 
+def test_backup_keeps_each_files_time_so_a_restore_puts_it_back_as_it_was(data, tmp_path):
+    """A landing file lost, then copied back from the backup with `cp -p`: the same bytes
+    and the same modification time as the file the collection wrote (found by `make year`:
+    the backup gave each copy the time of the backup, so a restored file was another file
+    for the landing sensor's fingerprint and for anyone comparing times)."""
+    import os
+    import shutil
+
+    land = data / "landing" / "instagram"
+    one = land / "2021-07" / "graph_api-1.ndjson.gz"
+    written = 1_600_000_000_123_456_789
+    os.utime(one, ns=(written, written))
+    dest = tmp_path / "backup"
+    assert archive_backup.backup(land, dest, []).ok
+    copy = dest / "landing" / "instagram" / "2021-07" / "graph_api-1.ndjson.gz"
+    assert copy.stat().st_mtime_ns == written
+    before = (one.stat().st_size, one.stat().st_mtime_ns, one.read_bytes())
+    one.unlink()
+    assert "2021-07/graph_api-1.ndjson.gz" in named(check(data))      # missing: said
+    shutil.copy2(copy, one)                                             # cp -p
+    assert (one.stat().st_size, one.stat().st_mtime_ns, one.read_bytes()) == before
+    assert check(data).ok
+
+
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
