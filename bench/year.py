@@ -12,10 +12,12 @@ of simulated time.
     .venv/bin/python -m bench.year [--from 2027-01 --months 12] [--faults FILE] [--keep DIR]
 
 Faults (bench/year_faults.py) are injected from a plan (bench/year_faults.json by default).
+What the daemon and serve add around the definitions is done here too: serve's sweep of runs
+whose process is gone, and the run retries of dagster.yaml (Dagster's own rule decides).
 Prints a table per month and the faults, writes bench/out/year.json; exits 1 when a month is
 neither published by the 2nd at 12:00 (Paris) nor alerted, a fault is not alerted exactly
-once, an alert has no fault behind it, an alert is left undelivered, or runs are left in
-progress.
+once, an alert has no fault behind it, an alert is left undelivered, a landing line is
+neither loaded nor rejected, or runs are left in progress.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ TICK = dt.timedelta(minutes=30)       # the crons run at :00 and :30 (Paris), on
 SENSOR_EVERY = dt.timedelta(hours=1)  # sensors: once a simulated hour (the daemon: 1–5 min)
 DEADLINE = (2, 12)                    # a month is published by the 2nd at 12:00 (Paris)
 INSTALLED_ON_DAY = 20                 # the observatory runs from the 20th of the month before
+RUN_ONLY_TAGS = {"observatoire/pid", "observatoire/year_kill"}   # not carried to a retry
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 OUT = ROOT / "bench" / "out" / "year.json"
 
@@ -63,6 +66,7 @@ class MonthReport:
     published_at: str | None = None
     on_time: bool = False
     provisional_builds: int = 0
+    retries: int = 0          # runs the daemon's run retries relaunched (a crash)
     alerts: dict[str, int] = field(default_factory=dict)
 
 
@@ -115,14 +119,16 @@ class Daemon:
     """What the Dagster daemon does, in this process: due schedule ticks, sensor ticks, and
     the runs they request executed one after the other (a run key runs once)."""
 
-    def __init__(self, defs, instance, start: dt.datetime):
+    def __init__(self, defs, instance, start: dt.datetime, injector):
         self.repo = defs.get_repository_def()
         self.instance = instance
+        self.injector = injector
         self.cursors: dict[str, str | None] = {}
         self.run_keys: set[tuple[str, str]] = set()
         self.last_schedule_tick = start
         self.last_sensor_tick: dt.datetime | None = None
         self.launches: list[Launch] = []
+        self.failures_seen: set[str] = set()
 
     def due(self, schedule, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
         """The schedule's ticks in (since, until], as the daemon computes them: its own
@@ -153,6 +159,7 @@ class Daemon:
         self.last_schedule_tick = now
         if self.last_sensor_tick is None or now - self.last_sensor_tick >= SENSOR_EVERY:
             self.last_sensor_tick = now
+            recover(lambda line: print(f"  serve: {line}", flush=True))   # serve's sweep
             for sensor in self.repo.sensor_defs:
                 ctx = build_sensor_context(instance=self.instance, repository_def=self.repo,
                                            cursor=self.cursors.get(sensor.name))
@@ -167,20 +174,101 @@ class Daemon:
                 continue
             self.run_keys.add(key)
             self.launch(now, origin, job_name, request)
+        self.retry_failed(now)
+
+    def retry_failed(self, now: dt.datetime) -> None:
+        """The daemon's run retries (dagster.yaml `run_retries`): a failed run that Dagster's
+        own rule says to retry (a crash, not a failed step; within max_retries) is executed
+        again, tagged as the daemon tags its retries."""
+        from dagster import DagsterRunStatus, RunRequest, RunsFilter
+        from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
+
+        for run in self.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE])):
+            if run.run_id in self.failures_seen:
+                continue
+            self.failures_seen.add(run.run_id)
+            if not should_retry(run, self.instance):
+                continue
+            group = self.instance.get_run_group(run.run_id)
+            tags = {k: v for k, v in run.tags.items()
+                    if not k.startswith("dagster/") and k not in RUN_ONLY_TAGS}
+            tags.update({"dagster/parent_run_id": run.run_id,
+                         "dagster/root_run_id": run.root_run_id or run.run_id,
+                         "dagster/retry_number": str(len(group[1]) if group else 1)})
+            request = RunRequest(partition_key=run.tags.get("dagster/partition"),
+                                 run_config=run.run_config, tags=tags)
+            self.launch(now, f"retry:{run.run_id[:8]}", run.job_name, request)
 
     def launch(self, now: dt.datetime, origin: str, job_name: str, request) -> None:
         launch = Launch(now.astimezone(PARIS).isoformat(timespec="minutes"), origin, job_name,
                         request.partition_key, request.run_key)
         started = time.monotonic()
-        result = self.repo.get_job(job_name).execute_in_process(
-            run_config={**(request.run_config or {}), **QUIET}, instance=self.instance,
-            partition_key=request.partition_key,
-            tags={**request.tags, "observatoire/year_origin": origin}, raise_on_error=False)
-        launch.status = "success" if result.success else "failure"
+        run_config = {**(request.run_config or {}), **QUIET}
+        tags = {**request.tags, "observatoire/year_origin": origin}
+        if self.injector.claim_kill(job_name):
+            launch.status = kill_mid_build(self.instance, now, job_name, request.partition_key,
+                                           run_config, tags)
+        else:
+            result = self.repo.get_job(job_name).execute_in_process(
+                run_config=run_config, instance=self.instance,
+                partition_key=request.partition_key, tags=tags, raise_on_error=False)
+            launch.status = "success" if result.success else "failure"
         launch.seconds = round(time.monotonic() - started, 1)
         self.launches.append(launch)
         print(f"  {launch.at}  {origin:<32} {job_name:<22} {request.partition_key or '':<10} "
               f"{launch.status} ({launch.seconds} s)", flush=True)
+
+
+def recover(say) -> None:
+    """serve's sweep: the runs whose process is gone are marked failed."""
+    from dagster_project.service.serve import recover as sweep
+
+    sweep(say)
+
+
+def kill_mid_build(instance, now: dt.datetime, job_name: str, partition: str | None,
+                   run_config: dict, tags: dict, timeout_s: float = 600) -> str:
+    """Run the job in a process of its own (bench/year_worker.py) and kill it (SIGKILL, its
+    whole process group: dbt included) once its dbt step has started; the run is left
+    "started", as a crash leaves it. Returns the launch's status."""
+    import signal
+    import subprocess
+    import uuid
+
+    from dagster import DagsterEventType, RunsFilter
+
+    mark = uuid.uuid4().hex
+    folder = Path(tempfile.mkdtemp(prefix="year-worker-"))
+    request = folder / "request.json"
+    request.write_text(json.dumps({"at": now.timestamp(), "job": job_name,
+                                   "partition": partition, "run_config": run_config,
+                                   "tags": {**tags, "observatoire/year_kill": mark}}))
+    with open(folder / "worker.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.year_worker", str(request)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    status = "ended before it could be killed"
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            runs = instance.get_runs(RunsFilter(tags={"observatoire/year_kill": mark}))
+            steps = [r.event_log_entry.dagster_event.step_key for r in
+                     instance.get_records_for_run(runs[0].run_id,
+                                                  of_type=DagsterEventType.STEP_START).records
+                     ] if runs else []
+            if any("dbt" in (step or "") for step in steps):
+                time.sleep(1.0)                      # into the build
+                os.killpg(proc.pid, signal.SIGKILL)
+                status = "killed"
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+    return status
 
 
 def next_tick(moment: dt.datetime) -> dt.datetime:
@@ -244,7 +332,8 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
     api, receiver = FakeGraphAPI(), WebhookReceiver()
     api.start()
     faults = year_faults.load_plan(plan, start, end) if plan else []
-    injector = year_faults.Injector(faults, api, receiver)
+    injector = year_faults.Injector(faults, api, receiver, folder / "data",
+                                    folder / "backup")
     alerts: list[tuple[str, dict]] = []
     wall = time.monotonic()
     try:
@@ -260,8 +349,9 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
             ensure_instance(settings.dagster_home)
             instance = DagsterInstance.get()
             world = World(api, [h for h, _ in accounts])
-            daemon = Daemon(defs, instance, start)
+            daemon = Daemon(defs, instance, start, injector)
             published: dict[str, str] = {}
+            written: dict[str, int] = {}
             now = start.astimezone(dt.UTC)   # in UTC: Paris steps would enter a skipped hour
             while now <= end:
                 clock.move_to(now)
@@ -272,6 +362,7 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
                 at = now.astimezone(PARIS).isoformat(timespec="minutes")
                 alerts += [(at, body) for body in receiver.accepted[seen:]]
                 if len(daemon.launches) > launched:
+                    note_written(settings.landing_dir, written)
                     for month in final_months(settings.published_warehouse):
                         published.setdefault(month, at)
                 # a run's waits move the clock (simulated_waits): never step back in time
@@ -282,11 +373,42 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
             report["runs_in_progress"] = in_progress
             report.update(year_faults.account(faults, alerts))
             report["undelivered"] = undelivered(settings.data_dir)
+            report["lines"] = lines_accounting(settings.warehouse, written)
     finally:
+        injector.close()
         api.stop()
         receiver.close()
     report["wall_seconds"] = round(time.monotonic() - wall, 1)
     return report
+
+
+def note_written(landing_dir: Path, written: dict[str, int]) -> None:
+    """Add every landing file the manifests list now, with its lines, to `written` (kept
+    across the year: a folder restored from an older copy does not make lines disappear
+    from the count)."""
+    from dagster_project.archive import landing
+
+    for folder in sorted(Path(landing_dir).glob("????-??")):
+        for name, entry in landing.read_manifest(folder).items():
+            written[f"{folder.name}/{name}"] = max(written.get(f"{folder.name}/{name}", 0),
+                                                   entry.lines or 0)
+
+
+def lines_accounting(warehouse: Path, written: dict[str, int]) -> dict:
+    """Landing lines written (the manifests, over the year) against the lines the warehouse
+    loaded or rejected, file by file: a line neither loaded nor rejected is lost."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute("select file, sum(loaded)::bigint, sum(rejected)::bigint "
+                           "from raw.load_files group by file").fetchall()
+    done = {file: (loaded or 0, rejected or 0) for file, loaded, rejected in rows}
+    lost = {file: n - sum(done.get(file, (0, 0))) for file, n in written.items()
+            if n > sum(done.get(file, (0, 0)))}
+    return {"written": sum(written.values()),
+            "loaded": sum(v[0] for v in done.values()),
+            "rejected": sum(v[1] for v in done.values()),
+            "lost": sum(lost.values()), "lost_by_file": lost}
 
 
 def undelivered(data_dir: Path) -> list[str]:
@@ -320,6 +442,8 @@ def build_report(first: dt.date, months: int, settings, launches: list[Launch],
             r.provisional_builds = sum(1 for x in launches if x.origin.startswith("sensor:")
                                        and x.partition == month.isoformat()
                                        and x.status == "success")
+            r.retries = sum(1 for x in launches if x.origin.startswith("retry:")
+                            and x.partition == month.isoformat())
             for at, body in alerts:
                 if at[:7] == key or (at[:7] == m.month_key(m.add_months(month, 1))
                                      and int(at[8:10]) < DEADLINE[0] + 1):
@@ -334,20 +458,24 @@ def build_report(first: dt.date, months: int, settings, launches: list[Launch],
 
 def print_report(report: dict) -> None:
     print(f"\n{'month':<8} {'accounts':>8} {'published (Paris)':<18} {'on time':<8} "
-          f"{'provisional':>11}  alerts")
+          f"{'provisional':>11} {'retries':>7}  alerts")
     for r in report["months"]:
         alerts = ", ".join(f"{k} ×{n}" for k, n in r["alerts"].items()) or "—"
         print(f"{r['month']:<8} {r['accounts_collected']:>8} {r['published_at'] or '—':<18} "
-              f"{'yes' if r['on_time'] else 'NO':<8} {r['provisional_builds']:>11}  {alerts}")
+              f"{'yes' if r['on_time'] else 'NO':<8} {r['provisional_builds']:>11} "
+              f"{r['retries']:>7}  {alerts}")
     if report["faults"]:
         print(f"\n{'fault':<36} {'expected':<16} alerts")
         for f in report["faults"]:
             got = ", ".join(f"{a['event']} {a['at']}" for a in f["alerts"]) or "—"
             print(f"{f['fault']:<36} {f['expected'] or 'none':<16} {got}"
-                  f"{'' if f['ok'] else '   FAIL'}")
+                  f"{'' if f['ok'] else '   FAIL'}{'   (' + f['note'] + ')' if f['note'] else ''}")
     print(f"\nfaults alerted exactly once {report['faults_alerted_once']} of "
           f"{report['faults_expecting_an_alert']}, duplicates {report['duplicates']}, "
           f"false alarms {len(report['false_alarms'])}, undelivered {len(report['undelivered'])}")
+    lines = report["lines"]
+    print(f"landing lines written {lines['written']}, loaded {lines['loaded']}, rejected "
+          f"{lines['rejected']}, lost {lines['lost']}")
     print(f"runs {report['runs']} ({report['failed_runs']} failed), in progress at the end "
           f"{len(report['runs_in_progress'])}, wall time {report['wall_seconds']} s")
 
@@ -363,6 +491,8 @@ def verdict(report: dict) -> list[str]:
     problems += [f"false alarm {a['at']} {a['event']}: {a['text']}"
                  for a in report["false_alarms"]]
     problems += [f"alert never delivered: {key}" for key in report["undelivered"]]
+    problems += [f"{n} landing line(s) of {file} neither loaded nor rejected"
+                 for file, n in report["lines"]["lost_by_file"].items()]
     return problems
 
 

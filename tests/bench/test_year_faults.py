@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench.year_faults import PARIS, Fault, account, load_plan
+from bench.year_faults import PARIS, Fault, account, load_plan, read_only
 
 
 def at(text: str) -> dt.datetime:
@@ -44,3 +44,45 @@ def test_once_per_fault_duplicates_and_false_alarms_are_counted():
     assert got["duplicates"] == 1
     assert [(a["at"], a["event"]) for a in got["false_alarms"]] == [
         ("2027-06-20T03:00+02:00", "token_invalid"), ("2027-08-01T12:00+02:00", "not_published")]
+
+
+def test_a_fault_this_machine_cannot_inject_is_reported_not_failed():
+    skipped = Fault(at("2027-02-22T01:00"), "disk_readonly", hours=6,
+                    note="not injected: mount: permission denied")
+    missed = Fault(at("2027-07-25T00:00"), "worker_killed")
+    got = account([skipped, missed], [])
+    assert [(r["ok"], r["note"]) for r in got["faults"]] == [
+        (True, "not injected: mount: permission denied"), (False, "")]
+
+
+def test_read_only_stops_writes_below_the_folder_until_undone(tmp_path):
+    folder = tmp_path / "published"
+    (folder / ".slots" / "a").mkdir(parents=True)
+    try:
+        undo = read_only(folder)
+    except OSError as exc:            # root without the right to mount: nothing to test
+        pytest.skip(f"cannot make a folder read-only here: {exc}")
+    try:
+        for target in (folder / "x", folder / ".slots" / "a" / "x"):
+            with pytest.raises(OSError):
+                target.write_text("x")
+    finally:
+        undo()
+    (folder / ".slots" / "a" / "x").write_text("x")
+
+
+def test_lines_neither_loaded_nor_rejected_are_lost(tmp_path):
+    import duckdb
+
+    from bench.year import lines_accounting
+
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema raw; create table raw.load_files (file varchar, "
+                    "loaded integer, rejected integer)")
+        con.execute("insert into raw.load_files values ('2027-03/a.ndjson.gz', 48, 2), "
+                    "('2027-03/b.ndjson.gz', 9, 0)")
+    got = lines_accounting(warehouse, {"2027-03/a.ndjson.gz": 50, "2027-03/b.ndjson.gz": 10,
+                                       "2027-03/c.ndjson.gz": 5})
+    assert (got["written"], got["loaded"], got["rejected"], got["lost"]) == (65, 57, 2, 6)
+    assert got["lost_by_file"] == {"2027-03/b.ndjson.gz": 1, "2027-03/c.ndjson.gz": 5}

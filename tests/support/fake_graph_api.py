@@ -26,6 +26,8 @@ Scenarios (per handle, keyword arguments of `scenario`):
 Server-wide: latency (s), usage_schedule (list of percentages served in turn in
 X-Business-Use-Case-Usage, last one repeated), regain_minutes, app_usage (X-App-Usage %),
 expire_token_after (requests; afterwards every request gets code 190),
+throttled_until (epoch seconds on Python's clock, which a simulated clock moves: until then
+every Graph request is answered code 4 with usage 100 and `regain_minutes`),
 page_overlap (next page starts one item early, to test de-duplication).
 Token inspection: `GET /debug_token?input_token=…` answers like Meta's, authorised by the
 user token itself or by `app_token` ("APP_ID|APP_SECRET" or an app access token); the
@@ -116,6 +118,7 @@ class FakeGraphAPI:
         self.calls_today = 0
         self.calls_by_day: list[int] = [0]
         self.burst: tuple[int, float] | None = None
+        self.throttled_until = 0.0
         self.app_token: str | None = None
         self.token_expires_at = 0
         self.token_data_access_expires_at = 0
@@ -237,6 +240,8 @@ class FakeGraphAPI:
                     if self._burst_calls >= every:
                         self._burst_until, over_budget = now + spell_s, True
                         self.bursts += 1
+            if time.time() < self.throttled_until:   # a throttled spell (Python's clock)
+                usage, over_budget = 100.0, True
         sc = dict(self.scenarios.get(handle or "", {}))
         if self.latency:
             time.sleep(self.latency)
