@@ -72,6 +72,7 @@ class MonthReport:
 
 def environment(folder: Path, api, receiver, registry: Path) -> dict[str, str]:
     return {
+        "OBSERVATOIRE_SEEDS_DIR": str(folder / "seeds"),   # the reference data dbt reads
         "OBSERVATOIRE_DATA_DIR": str(folder / "data"),
         "DAGSTER_HOME": str(folder / "data" / "dagster"),
         "OBSERVATOIRE_ACCOUNTS": str(registry),
@@ -317,6 +318,7 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
     from bench import year_faults, year_world
     from dagster_project import months as m
 
+    shutil.copytree(ROOT / "seeds", folder / "seeds")   # the operator's copy (a fault edits it)
     registry = folder / "accounts.csv"
     accounts = year_world.registry()
     registry.write_text("handle,territory_id\n" + "".join(f"{h},{t}\n" for h, t in accounts),
@@ -333,7 +335,7 @@ def simulate(folder: Path, first: dt.date, months: int, plan: Path | None) -> di
     api.start()
     faults = year_faults.load_plan(plan, start, end) if plan else []
     injector = year_faults.Injector(faults, api, receiver, folder / "data",
-                                    folder / "backup")
+                                    folder / "backup", folder / "seeds")
     alerts: list[tuple[str, dict]] = []
     wall = time.monotonic()
     try:

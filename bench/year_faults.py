@@ -13,6 +13,7 @@ each kind with the alert it must produce (or none):
 | throttled_night | hours | every Graph call answered code 4, usage 100 %, for `hours` hours | none (the collection holds, then goes on) |
 | worker_killed | | the next build_from_landing runs in a process of its own, killed (SIGKILL) once its dbt step has started | run_failed (serve's sweep finds the dead run) |
 | landing_restored | hours | the month's first landing file is lost, and put back `hours` later from the nightly backup with its original time (`cp -p`) | verify_failed (the nightly verify in between) |
+| blocking_test_fails | hours | a line of the reference scoring weights (the operator's copy, OBSERVATOIRE_SEEDS_DIR) gets a negative weight, fixed `hours` later: a blocking dbt test of the reference data fails | data_test_failed (the build in between, naming the test) |
 | disk_readonly | hours | the published folder (data/published) read-only for `hours` hours | run_failed (the build that cannot publish) |
 
 An alert matches a fault when it has the fault's expected event and arrives within
@@ -34,7 +35,8 @@ PARIS = ZoneInfo("Europe/Paris")
 EXPECTED = {"token_expiring": "token_expiring", "token_revoked": "token_invalid",
             "token_renewed": None, "receiver_down": None, "api_down": "collection_failing",
             "throttled_night": None, "worker_killed": "run_failed", "disk_readonly": "run_failed",
-            "landing_restored": "verify_failed"}
+            "landing_restored": "verify_failed", "blocking_test_fails": "data_test_failed"}
+BAD_WEIGHT = ("\nfollower_ratio,1,", "\nfollower_ratio,-1,")   # a typo the tests must stop
 KILLED_JOB = "build_from_landing"     # the job worker_killed kills a run of
 MATCH_WITHIN = dt.timedelta(days=2)
 DEFAULT_PLAN = Path(__file__).with_name("year_faults.json")
@@ -82,9 +84,10 @@ def load_plan(path: Path, first: dt.datetime, last: dt.datetime) -> list[Fault]:
 class Injector:
     """Starts and ends each fault when the simulated clock reaches it."""
 
-    def __init__(self, faults: list[Fault], api, receiver, data_dir: Path, backup_dir: Path):
+    def __init__(self, faults: list[Fault], api, receiver, data_dir: Path, backup_dir: Path,
+                 seeds_dir: Path):
         self.faults, self.api, self.receiver = faults, api, receiver
-        self.data_dir, self.backup_dir = data_dir, backup_dir
+        self.data_dir, self.backup_dir, self.seeds_dir = data_dir, backup_dir, seeds_dir
         self.renewals = 0
         self.api_down = False
         self.kill: Fault | None = None            # worker_killed waiting for its run
@@ -130,6 +133,14 @@ class Injector:
             files[0].unlink()
             f.note = f"lost {month}/{files[0].name}"
             self.undo[id(f)] = lambda: self.restore(f, month, files[0])
+        elif f.kind == "blocking_test_fails":
+            weights = self.seeds_dir / "scoring_weights.csv"
+            text = weights.read_text(encoding="utf-8")
+            if BAD_WEIGHT[0] not in text:
+                f.note = f"{weights} has no line {BAD_WEIGHT[0].strip()!r}: not injected"
+                return
+            weights.write_text(text.replace(BAD_WEIGHT[0], BAD_WEIGHT[1]), encoding="utf-8")
+            self.undo[id(f)] = lambda: weights.write_text(text, encoding="utf-8")
         elif f.kind == "disk_readonly":
             try:
                 (self.data_dir / "published").mkdir(parents=True, exist_ok=True)
@@ -145,7 +156,7 @@ class Injector:
             self.api_down = False
         elif f.kind == "throttled_night":
             self.api.regain_minutes = 0
-        elif f.kind in ("disk_readonly", "landing_restored") and id(f) in self.undo:
+        elif id(f) in self.undo:      # disk_readonly, landing_restored, blocking_test_fails
             self.undo.pop(id(f))()
 
     def restore(self, f: Fault, month: str, path: Path) -> None:

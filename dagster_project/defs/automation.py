@@ -39,6 +39,8 @@ from dagster_project.service.alerts import Alert, deliver_pending, notify, recor
 from dagster_project.service.liveness import alive
 
 AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
+# the blocking dbt tests a failed dbt step names (outside the marts' checks): its metadata
+FAILED_TESTS = "failed_data_tests"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
 IN_PROGRESS = (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING)
 PARIS = "Europe/Paris"
@@ -215,6 +217,15 @@ def failed_check_label(asset: str, check: str, metadata: dict) -> str:
     return f"{asset}:{check}" + (f" ({rows} rows)" if rows is not None else "")
 
 
+def failed_tests_of(step_failure) -> list[str]:
+    """The blocking dbt tests a failed step names in its metadata (FAILED_TESTS): those of
+    staging models and reference CSVs, which have no Dagster check."""
+    user = getattr(step_failure, "user_failure_data", None)
+    tests = ((user.metadata if user is not None else None) or {}).get(FAILED_TESTS)
+    tests = getattr(tests, "value", tests)
+    return [str(t) for t in tests] if isinstance(tests, list) else []
+
+
 def _failed_checks(instance, run_id: str) -> list[str]:
     records = instance.get_records_for_run(
         run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000).records
@@ -234,13 +245,14 @@ def _failed_checks(instance, run_id: str) -> list[str]:
                     "the blocking data tests that failed.")
 def run_failure_alerts(context: RunFailureSensorContext):
     run = context.dagster_run
-    steps = []
+    steps, tests = [], []
     for ev in context.get_step_failure_events():
         steps.append((ev.step_key, error_chain(ev.event_specific_data.error)
                       or ev.message or ""))
+        tests += failed_tests_of(ev.event_specific_data)
     alert = run_failure_alert(run.job_name, run.run_id, run.tags.get("dagster/partition"),
                               steps, context.failure_event.message or "",
-                              _failed_checks(context.instance, run.run_id))
+                              sorted(set(_failed_checks(context.instance, run.run_id) + tests)))
     notify(_data_dir(), f"{alert.event}:{run.run_id}", alert)   # never raises
 
 

@@ -277,6 +277,43 @@ def test_a_failed_data_test_is_named_with_its_rows():
         "staging/stg_raw__media:not_null_x")
 
 
+def test_blocking_tests_outside_the_marts_checks_are_named_from_dbts_results():
+    """A blocking test of a staging model or of the reference CSVs (a negative scoring
+    weight) stops dbt but is no Dagster check: the dbt step names it in its failure's
+    metadata and the alert is a data_test_failed naming it (found by `make year`: the
+    alert said only "the dbt CLI process … failed with exit code 1")."""
+    from types import SimpleNamespace
+
+    from dagster import MetadataValue
+
+    from dagster_project.defs.assets.transform import failed_tests
+    from dagster_project.defs.automation import FAILED_TESTS, failed_tests_of
+
+    results = {"results": [
+        {"unique_id": "test.observatoire.accepted_range_stg_reference__scoring_weights_weight"
+                      "__0.1a2b", "status": "fail", "failures": 1},
+        {"unique_id": "test.observatoire.unique_rank.9f", "status": "fail", "failures": 3},
+        {"unique_id": "test.observatoire.not_null_fct_top_posts_month.77", "status": "warn",
+         "failures": 2},
+        {"unique_id": "model.observatoire.stg_reference__scoring_weights", "status": "error"},
+        {"unique_id": "test.observatoire.relationships_x.5", "status": "error"},
+        {"unique_id": "test.observatoire.unique_x.6", "status": "pass", "failures": 0}]}
+    tests = failed_tests(results, checked={"unique_rank"})     # shown as a marts check
+    assert tests == ["accepted_range_stg_reference__scoring_weights_weight__0 (1 rows)",
+                     "relationships_x"]
+    # a step failure's data as Dagster gives it (StepFailureData.user_failure_data.metadata;
+    # the year's blocking_test_fails fault checks it on real runs)
+    failure = SimpleNamespace(user_failure_data=SimpleNamespace(
+        metadata={FAILED_TESTS: MetadataValue.json(tests)}))
+    assert failed_tests_of(failure) == tests
+    assert failed_tests_of(SimpleNamespace(user_failure_data=None)) == []
+    alert = run_failure_alert("build_from_landing", "0123456789abcdef", "2027-03-01",
+                              [("observatoire_dbt", "Failure: blocking data test(s) failed")],
+                              "", tests)
+    assert alert.event == "data_test_failed"
+    assert "accepted_range_stg_reference__scoring_weights_weight__0 (1 rows)" in alert.text
+
+
 def test_the_users_error_not_dagsters_wrapper():
     from dagster._utils.error import SerializableErrorInfo
 

@@ -4,7 +4,8 @@ the 02:00 collection of that day runs at 03:00, as the daemon runs it) to the pu
 March on 1 April at 06:00 Paris, against the Graph API stand-in, with alerts to a webhook;
 faults: the chat down for 30 hours, the token expiring in 5 days while it is down, the token
 renewed, the Graph API down on the first night of the collection window, the process of the
-build that follows killed, Meta throttling the whole of the second night."""
+build that follows killed, Meta throttling the whole of the second night, and a negative
+scoring weight in the reference data (a blocking dbt test) for the build after it."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,8 @@ FAULTS = [{"at": "2027-03-05T09:00", "kind": "receiver_down", "hours": 30},
           {"at": "2027-03-08T10:00", "kind": "token_renewed"},
           {"at": "2027-03-25T01:00", "kind": "api_down", "hours": 4},
           {"at": "2027-03-25T00:00", "kind": "worker_killed"},
-          {"at": "2027-03-26T01:00", "kind": "throttled_night", "hours": 8}]
+          {"at": "2027-03-26T01:00", "kind": "throttled_night", "hours": 8},
+          {"at": "2027-03-26T05:00", "kind": "blocking_test_fails", "hours": 12}]
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +53,16 @@ def test_the_month_is_collected_and_published_on_time(year):
     assert march["month"] == "2027-03" and march["accounts_collected"] == 60
     assert march["published_at"] == "2027-04-01T06:00+02:00" and march["on_time"]
     # after the failed night: killed, found by serve's sweep, retried once by the daemon's
-    # run retries; after the throttled night, once Meta lets requests through again
-    assert march["provisional_builds"] == 1 and march["retries"] == 1
+    # run retries; after the throttled night, once Meta lets requests through again: stopped
+    # by the blocking test (not retried: a failed step); published on the 1st all the same
+    assert march["provisional_builds"] == 0 and march["retries"] == 1
     builds = [(x["at"], x["origin"][:6], x["status"]) for x in year["launches"]
               if x["job"] == "build_from_landing" and x["partition"] == "2027-03-01"]
     assert builds == [("2027-03-25T03:00+01:00", "sensor", "killed"),
                       ("2027-03-25T04:00+01:00", "retry:", "success"),
-                      ("2027-03-26T09:30+01:00", "sensor", "success"),
+                      ("2027-03-26T09:30+01:00", "sensor", "failure"),
                       ("2027-04-01T06:00+02:00", "schedu", "success")]
-    assert year["failed_runs"] == 1 and year["runs_in_progress"] == []
+    assert year["failed_runs"] == 2 and year["runs_in_progress"] == []
     assert year["lines"]["lost"] == 0 and year["lines"]["written"] > 0
 
 
@@ -77,13 +80,16 @@ def test_each_fault_is_alerted_once_or_not_at_all_and_nothing_else(year):
         # clock): one collection_failing that night; the next night collects them all
         ("2027-03-25T01:00+01:00 api_down 4 h", ["2027-03-25T02:00+01:00"], True),
         # held all night on the simulated clock, nothing failed: nothing to say
-        ("2027-03-26T01:00+01:00 throttled_night 8 h", [], True)]
+        ("2027-03-26T01:00+01:00 throttled_night 8 h", [], True),
+        ("2027-03-26T05:00+01:00 blocking_test_fails 12 h", ["2027-03-26T10:30+01:00"], True)]
     assert year["false_alarms"] == [] and year["duplicates"] == 0
     assert year["undelivered"] == []
     assert [a["event"] for a in year["alerts"]] == ["token_expiring", "collection_failing",
-                                                    "run_failed"]
-    killed = year["alerts"][2]["text"]
+                                                    "run_failed", "data_test_failed"]
+    killed, stopped = year["alerts"][2]["text"], year["alerts"][3]["text"]
     assert "build_from_landing (2027-03)" in killed and "is gone" in killed
+    assert ("build_from_landing (2027-03): "
+            "accepted_range_stg_reference__scoring_weights_weight__0 (1 rows)") in stopped
 
 
 def test_the_collection_runs_every_day_of_the_window_across_the_clock_change(year):

@@ -13,6 +13,7 @@ from dagster import (
     AssetMaterialization,
     AssetSpec,
     Config,
+    Failure,
     MetadataValue,
     Output,
 )
@@ -22,8 +23,10 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from dagster_project import months as m
+from dagster_project.defs.automation import FAILED_TESTS
 from dagster_project.defs.partitions import monthly_partitions, single_run, window_months
 from dagster_project.defs.project import dbt_project
 from dagster_project.defs.resources import ObservatoireResource
@@ -131,18 +134,30 @@ def _build(context, dbt, settings, first, last, full_refresh):
     # marts become this op's outputs, the others stay in dbt's own log.
     invocation = dbt.cli(dbt_build_args(full_refresh), manifest=dbt_project.manifest_path,
                          dagster_dbt_translator=TRANSLATOR)
-    for event in invocation.stream():
-        if isinstance(event, AssetMaterialization) and event.asset_key in selected:
-            out = Output(None, output_name=event.asset_key.to_python_identifier(),
-                         metadata=event.metadata)
-            if event.asset_key.path[-1] in HELD_BACK:
-                held.append(out)
-            else:
-                yield out
-        elif isinstance(event, AssetCheckEvaluation) and event.asset_key in selected:
-            yield AssetCheckResult(asset_key=event.asset_key, check_name=event.check_name,
-                                   passed=event.passed, severity=event.severity,
-                                   metadata=event.metadata)
+    checked: set[str] = set()   # the tests Dagster shows as the marts' checks
+    try:
+        for event in invocation.stream():
+            if isinstance(event, AssetMaterialization) and event.asset_key in selected:
+                out = Output(None, output_name=event.asset_key.to_python_identifier(),
+                             metadata=event.metadata)
+                if event.asset_key.path[-1] in HELD_BACK:
+                    held.append(out)
+                else:
+                    yield out
+            elif isinstance(event, AssetCheckEvaluation) and event.asset_key in selected:
+                checked.add(event.check_name)
+                yield AssetCheckResult(asset_key=event.asset_key, check_name=event.check_name,
+                                       passed=event.passed, severity=event.severity,
+                                       metadata=event.metadata)
+    except DagsterDbtCliRuntimeError as exc:
+        try:
+            tests = failed_tests(invocation.get_artifact("run_results.json"), checked)
+        except (OSError, ValueError):
+            tests = []
+        if tests:   # on staging / reference models, which are no Dagster asset: said here
+            raise Failure(description="blocking data test(s) failed: " + ", ".join(tests),
+                          metadata={FAILED_TESTS: MetadataValue.json(tests)}) from exc
+        raise
     # dbt has exited: the warehouse can be read for the UI's previews.
     with connect(settings.warehouse, read_only=True) as con:
         for event in held:
@@ -151,6 +166,22 @@ def _build(context, dbt, settings, first, last, full_refresh):
                      else top_posts_metadata(con, first, last) if name.endswith("fct_top_posts")
                      else alerts_metadata(con, first, last))
             yield event.with_metadata({**event.metadata, **extra})
+
+
+def failed_tests(run_results: dict, checked: set[str]) -> list[str]:
+    """The blocking dbt tests that failed or errored in `run_results` ("name (N rows)"),
+    but those Dagster already shows as checks of the marts (`checked`): a test of a staging
+    model or of the reference CSVs stops the build too, and has no Dagster check to say so."""
+    out = []
+    for result in run_results.get("results", []):
+        unique_id = str(result.get("unique_id", ""))
+        if not unique_id.startswith("test.") or result.get("status") not in ("fail", "error"):
+            continue
+        name = unique_id.split(".")[2]
+        if name not in checked:
+            rows = result.get("failures")
+            out.append(name + (f" ({rows} rows)" if rows else ""))
+    return sorted(out)
 
 
 def rankings_metadata(con, first, last) -> dict:
