@@ -181,21 +181,57 @@ def check_raw(month: str, names_on_disk: set[str], listed: dict[str, landing.Ent
     return checked, findings
 
 
+def written_by_collection(data_dir: Path, month: str) -> dict[str, str]:
+    """The landing files the Graph API collection says it wrote in `month` (its run log's
+    `finished` lines): file name → "run <id> at <time>"."""
+    from dagster_project.collect.window import read_run_log
+
+    out: dict[str, str] = {}
+    for line in read_run_log(data_dir, m.parse_month(month)):
+        if line.get("event") == "finished":
+            for name in line.get("files") or []:
+                out.setdefault(str(name), f"run {str(line.get('run_id', ''))[:8]} at "
+                                          f"{line.get('at', '?')}")
+    return out
+
+
+def check_written(month: str, written: dict[str, str], on_disk: set[str],
+                  listed: dict[str, landing.Entry]) -> list[Finding]:
+    """Files the collection wrote that are neither on disk nor in the manifest (pure): lost
+    with their manifest line, as when a month folder is put back from a copy older than
+    them; nothing else would notice (the manifest and the warehouse agree again)."""
+    return [Finding(f"{month}/{name}", f"written by the collection ({how}) but neither on "
+                    "disk nor in the manifest (the folder restored from an older copy?)",
+                    RESTORE) for name, how in sorted(written.items())
+            if name not in on_disk and name not in listed]
+
+
+def _run_log_months(data_dir: Path | None) -> set[str]:
+    folder = Path(data_dir) / "collection" if data_dir else None
+    if folder is None or not folder.is_dir():
+        return set()
+    return {p.stem for p in folder.glob("*.jsonl") if MONTH_RE.match(p.stem)}
+
+
 def verify(landing_dir: Path, warehouse: Path | None = None,
-           months: list[str] | None = None) -> Report:
-    """Check the archive (every month folder, or `months`) and, with a warehouse, its raw
-    tables. Reads only."""
+           months: list[str] | None = None, data_dir: Path | None = None) -> Report:
+    """Check the archive (every month folder, or `months`), with a warehouse its raw tables,
+    and with the data folder the files the collection's run logs say it wrote. Reads only."""
     landing_dir = Path(landing_dir)
     raw_all = _raw_by_file(warehouse, months) if warehouse else None
-    if months is None:   # every month folder, and every month loaded (its folder may be gone)
+    if months is None:   # every month folder, every month loaded or collected (folder gone?)
         months = sorted(set(archive_months(landing_dir))
-                        | {k.split("/", 1)[0] for k in raw_all or {}})
+                        | {k.split("/", 1)[0] for k in raw_all or {}}
+                        | _run_log_months(data_dir))
     report = Report(months=list(months))
     for month in months:
         folder = landing_dir / month
         listed, findings = check_files(folder, month)
         report.files += len(listed)
         on_disk = {p.name for p in landing.iter_month_files(folder)}
+        if data_dir is not None:
+            findings += check_written(month, written_by_collection(data_dir, month), on_disk,
+                                      listed)
         if raw_all is None:
             findings += [Finding(f"{month}/{n}", "not in the manifest yet (placed by hand: "
                                  "listed when first loaded)", reload_hint(month), error=False)

@@ -29,7 +29,8 @@ def verify(
     try:
         months = sorted({m.month_key(m.parse_month(x)) for x in month}) if month else None
         started = time.monotonic()
-        report = archive.verify(settings.landing_dir, settings.warehouse, months)
+        report = archive.verify(settings.landing_dir, settings.warehouse, months,
+                                data_dir=settings.data_dir)
     except (ValueError, RuntimeError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=2) from None

@@ -454,7 +454,8 @@ def verify_and_backup(context) -> None:
 
     settings = load_settings()
     report = archive.verify(settings.landing_dir,
-                            settings.warehouse if settings.warehouse.exists() else None)
+                            settings.warehouse if settings.warehouse.exists() else None,
+                            data_dir=settings.data_dir)
     lines = archive.summary_lines(report)
     context.log.info("verify: %s", "; ".join(lines) or "ok")
     today = dt.datetime.now(ZoneInfo(PARIS)).date()

@@ -155,6 +155,37 @@ def test_a_removed_manifest_line_and_warehouse_drift_are_named(data):
     assert set(problems) == {"2021-08/graph_api-1.ndjson.gz", "2021-08/graph_api-2.ndjson.gz"}
 
 
+def test_a_file_lost_with_its_manifest_line_is_named_from_the_collections_run_log(data):
+    """A month folder put back from a copy older than a night's collection: that night's
+    file and its manifest line are gone together and the month rebuilt from the folder agrees
+    with it, so files, manifest and warehouse check out; the collection's run log still lists
+    the file (a gap found reading the year's landing_restored fault)."""
+    from dagster_project.collect.window import append_run_log
+
+    land = data / "landing" / "instagram"
+    append_run_log(data, JULY, {"event": "started", "run_id": "r1",
+                                "at": "2021-07-20T01:00:00Z"})
+    append_run_log(data, JULY, {"event": "finished", "run_id": "r1", "ok": 5,
+                                "at": "2021-07-20T01:05:00Z", "files": ["graph_api-2.ndjson.gz"]})
+    assert archive.verify(land, data / "warehouse.duckdb", data_dir=data).ok
+    (land / "2021-07" / "graph_api-2.ndjson.gz").unlink()
+    landing.forget(land / "2021-07", ["graph_api-2.ndjson.gz"])
+    load_months(data / "warehouse.duckdb", land, [JULY], now=NOW)      # the sensor's rebuild
+    assert check(data).ok                                               # silent without the log
+    report = archive.verify(land, data / "warehouse.duckdb", data_dir=data)
+    assert named(report) == {"2021-07/graph_api-2.ndjson.gz": (
+        "written by the collection (run r1 at 2021-07-20T01:05:00Z) but neither on disk nor "
+        "in the manifest (the folder restored from an older copy?)")}
+    # a month whose folder is gone altogether is still looked at
+    import shutil
+    shutil.rmtree(land / "2021-08")
+    (data / "collection" / "2021-08.jsonl").write_text(
+        '{"event":"finished","run_id":"r2","at":"2021-08-20T01:05:00Z",'
+        '"files":["graph_api-1.ndjson.gz"]}\n')
+    assert "2021-08/graph_api-1.ndjson.gz" in named(
+        archive.verify(land, None, data_dir=data))
+
+
 def test_verify_command_exit_codes_and_messages(data):
     ok = run_cli(["verify"], data)
     assert ok.returncode == 0, ok.stderr

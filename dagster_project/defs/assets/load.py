@@ -53,7 +53,7 @@ def raw_instagram(context: AssetExecutionContext, observatoire: ObservatoireReso
             settings.warehouse, observatoire.registry_path(), territory_ids())
         result = load_months(settings.warehouse, settings.landing_dir, months)
         report = archive.verify(settings.landing_dir, settings.warehouse,
-                                [m.month_key(x) for x in months])
+                                [m.month_key(x) for x in months], data_dir=settings.data_dir)
     for finding in report.errors:
         context.log.error(f"archive: {finding}")
     check = AssetCheckResult(
