@@ -86,3 +86,15 @@ def test_lines_neither_loaded_nor_rejected_are_lost(tmp_path):
                                        "2027-03/c.ndjson.gz": 5})
     assert (got["written"], got["loaded"], got["rejected"], got["lost"]) == (65, 57, 2, 6)
     assert got["lost_by_file"] == {"2027-03/b.ndjson.gz": 1, "2027-03/c.ndjson.gz": 5}
+
+
+def test_the_wall_time_is_split_by_job_and_the_rest():
+    from bench.year import where_time_goes
+
+    launches = [{"job": "build_from_landing", "seconds": 14.5},
+                {"job": "collect_current_month", "seconds": 0.3},
+                {"job": "build_from_landing", "seconds": 15.5}]
+    assert where_time_goes(launches, 60.0) == {
+        "build_from_landing": {"runs": 2, "seconds": 30.0},
+        "collect_current_month": {"runs": 1, "seconds": 0.3},
+        "ticks and the rest": {"runs": 0, "seconds": 29.7}}
