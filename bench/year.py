@@ -422,6 +422,15 @@ def undelivered(data_dir: Path) -> list[str]:
             if a["channels"].get("webhook", {}).get("state") != "sent"]
 
 
+def alert_month(at: str) -> str:
+    """The month an alert (Paris time "YYYY-MM-DDTHH:MM…") is counted in: its own, but on the
+    1st and 2nd (until the publication deadline) the month being published."""
+    day = dt.date.fromisoformat(at[:10])
+    if day.day <= DEADLINE[0]:
+        day = day.replace(day=1) - dt.timedelta(days=1)
+    return day.strftime("%Y-%m")
+
+
 def build_report(first: dt.date, months: int, settings, launches: list[Launch],
                  published: dict[str, str], alerts: list[tuple[str, dict]]) -> dict:
     import duckdb
@@ -447,9 +456,8 @@ def build_report(first: dt.date, months: int, settings, launches: list[Launch],
                                        and x.status == "success")
             r.retries = sum(1 for x in launches if x.origin.startswith("retry:")
                             and x.partition == month.isoformat())
-            for at, body in alerts:
-                if at[:7] == key or (at[:7] == m.month_key(m.add_months(month, 1))
-                                     and int(at[8:10]) < DEADLINE[0] + 1):
+            for at, body in alerts:   # those of the 1st and 2nd are the month before's
+                if alert_month(at) == key:
                     kind = str(body.get("event") or body.get("text", ""))[:40]
                     r.alerts[kind] = r.alerts.get(kind, 0) + 1
             rows.append(asdict(r))

@@ -98,3 +98,11 @@ def test_the_wall_time_is_split_by_job_and_the_rest():
         "build_from_landing": {"runs": 2, "seconds": 30.0},
         "collect_current_month": {"runs": 1, "seconds": 0.3},
         "ticks and the rest": {"runs": 0, "seconds": 29.7}}
+
+
+def test_an_alert_counts_in_one_month_the_1st_and_2nd_in_the_month_published():
+    from bench.year import alert_month
+
+    assert alert_month("2027-10-01T06:30+02:00") == "2027-09"
+    assert alert_month("2027-01-02T12:00+01:00") == "2026-12"
+    assert alert_month("2027-10-03T00:30+02:00") == "2027-10"
