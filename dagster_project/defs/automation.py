@@ -41,6 +41,8 @@ from dagster_project.service.liveness import alive
 AUTOMATION_ENV = "OBSERVATOIRE_AUTOMATION"
 # the blocking dbt tests a failed dbt step names (outside the marts' checks): its metadata
 FAILED_TESTS = "failed_data_tests"
+# set by Dagster on a failed run when dagster.yaml's run retries will run it again
+WILL_RETRY_TAG = "dagster/will_retry"
 PID_TAG = "observatoire/pid"          # set by the CLI's in-process runs
 IN_PROGRESS = (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING)
 PARIS = "Europe/Paris"
@@ -125,8 +127,9 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 def run_failure_alert(job_name: str, run_id: str, partition: str | None,
                       steps: list[tuple[str, str]], run_message: str,
-                      failed_checks: list[str]) -> Alert:
-    """The alert for a failed run: its failing step and error, or its failed data tests."""
+                      failed_checks: list[str], will_retry: bool = False) -> Alert:
+    """The alert for a failed run: its failing step and error, or its failed data tests;
+    and, when Dagster's run retries will run it again (a crash, not a failed step), so."""
     month = partition[:7] if partition else None
     where = f" ({month})" if month else ""
     if failed_checks:
@@ -143,6 +146,8 @@ def run_failure_alert(job_name: str, run_id: str, partition: str | None,
         text = f"Observatoire: run {run_id[:8]} of {job_name}{where} failed: " \
                f"{_first_line(run_message)}"
         event = "run_failed"
+    if will_retry:
+        text += "; Dagster runs it again once (run retries): nothing to do unless that run fails"
     detail = "\n\n".join([f"step {s}:\n{e.strip()[:1500]}" for s, e in steps]
                          + ([f"failed data tests: {', '.join(failed_checks)}"]
                             if failed_checks else [])
@@ -252,7 +257,8 @@ def run_failure_alerts(context: RunFailureSensorContext):
         tests += failed_tests_of(ev.event_specific_data)
     alert = run_failure_alert(run.job_name, run.run_id, run.tags.get("dagster/partition"),
                               steps, context.failure_event.message or "",
-                              sorted(set(_failed_checks(context.instance, run.run_id) + tests)))
+                              sorted(set(_failed_checks(context.instance, run.run_id) + tests)),
+                              will_retry=run.tags.get(WILL_RETRY_TAG) == "true")
     notify(_data_dir(), f"{alert.event}:{run.run_id}", alert)   # never raises
 
 

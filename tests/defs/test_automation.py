@@ -277,6 +277,19 @@ def test_a_failed_data_test_is_named_with_its_rows():
         "staging/stg_raw__media:not_null_x")
 
 
+def test_a_crashed_run_that_dagster_retries_says_so():
+    crashed = run_failure_alert("build_from_landing", "0123456789abcdef", "2027-07-01", [],
+                                "the run's process (pid 42) is gone (killed, crash or reboot): "
+                                "marked failed by observatoire", [], will_retry=True)
+    assert crashed.event == "run_failed"
+    assert crashed.text.endswith("is gone (killed, crash or reboot): marked failed by "
+                                 "observatoire; Dagster runs it again once (run retries): "
+                                 "nothing to do unless that run fails")
+    step = run_failure_alert("build_from_landing", "0123456789abcdef", "2027-07-01",
+                             [("published__warehouse", "OSError: [Errno 30] Read-only")], "", [])
+    assert "runs it again" not in step.text
+
+
 def test_blocking_tests_outside_the_marts_checks_are_named_from_dbts_results():
     """A blocking test of a staging model or of the reference CSVs (a negative scoring
     weight) stops dbt but is no Dagster check: the dbt step names it in its failure's

@@ -88,6 +88,9 @@ def test_each_fault_is_alerted_once_or_not_at_all_and_nothing_else(year):
                                                     "run_failed", "data_test_failed"]
     killed, stopped = year["alerts"][2]["text"], year["alerts"][3]["text"]
     assert "build_from_landing (2027-03)" in killed and "is gone" in killed
+    assert killed.endswith("Dagster runs it again once (run retries): nothing to do unless "
+                           "that run fails")          # it did: the retry succeeded
+    assert "runs it again" not in stopped               # a failed step is not retried
     assert ("build_from_landing (2027-03): "
             "accepted_range_stg_reference__scoring_weights_weight__0 (1 rows)") in stopped
 
