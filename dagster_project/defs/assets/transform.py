@@ -132,8 +132,14 @@ def _build(context, dbt, settings, first, last, full_refresh):
     selected = context.selected_asset_keys
     # Without `context=`, dagster-dbt reports every node as a plain materialization; the
     # marts become this op's outputs, the others stay in dbt's own log.
+    # One target folder per data folder (not one per run): dbt's partial parsing carries on
+    # from the last build of this warehouse (its profile names the data folder, so the state
+    # parsed elsewhere is never reused: a full parse, ~2 s of every build). Builds of a data
+    # folder take turns (writer_lock); the last build's results never pass for this one's.
+    target = settings.data_dir / "dbt_target"
+    (target / "run_results.json").unlink(missing_ok=True)
     invocation = dbt.cli(dbt_build_args(full_refresh), manifest=dbt_project.manifest_path,
-                         dagster_dbt_translator=TRANSLATOR)
+                         dagster_dbt_translator=TRANSLATOR, target_path=target)
     checked: set[str] = set()   # the tests Dagster shows as the marts' checks
     try:
         for event in invocation.stream():
