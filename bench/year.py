@@ -390,11 +390,12 @@ def note_written(landing_dir: Path, written: dict[str, int]) -> None:
     across the year: a folder restored from an older copy does not make lines disappear
     from the count)."""
     from dagster_project.archive import landing
+    from dagster_project.archive.verify import archive_months
 
-    for folder in sorted(Path(landing_dir).glob("????-??")):
-        for name, entry in landing.read_manifest(folder).items():
-            written[f"{folder.name}/{name}"] = max(written.get(f"{folder.name}/{name}", 0),
-                                                   entry.lines or 0)
+    for month in archive_months(landing_dir):
+        for name, entry in landing.read_manifest(Path(landing_dir) / month).items():
+            key = f"{month}/{name}"
+            written[key] = max(written.get(key, 0), entry.lines or 0)
 
 
 def lines_accounting(warehouse: Path, written: dict[str, int]) -> dict:

@@ -124,8 +124,10 @@ class Injector:
         elif f.kind == "worker_killed":
             self.kill = f
         elif f.kind == "landing_restored":
+            from dagster_project.archive.landing import iter_month_files
+
             month = now.astimezone(PARIS).strftime("%Y-%m")
-            files = sorted((self.data_dir / "landing" / "instagram" / month).glob("*.ndjson*"))
+            files = iter_month_files(self.data_dir / "landing" / "instagram" / month)
             if not files:
                 f.note = (f"nothing landed for {month} at that time: put the fault after the "
                           "month's first collection night")
