@@ -1,6 +1,5 @@
 """Publication: the analysts' read-only copy of the warehouse, and the journalists' exports."""
 
-from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -54,7 +53,7 @@ def published_warehouse(context: AssetExecutionContext,
 )
 def monthly_exports(context: AssetExecutionContext,
                     observatoire: ObservatoireResource) -> MaterializeResult:
-    from dagster_project.publish.exports import export_month
+    from dagster_project.publish.exports import export_months
     from dagster_project.publish.exports.month_data import months_with_data
     from dagster_project.publish.exports.report import render_report
 
@@ -69,13 +68,9 @@ def monthly_exports(context: AssetExecutionContext,
     if not months:
         return MaterializeResult(metadata={"months": 0, "files": 0,
                                            "months_without_data": ", ".join(empty)})
-    # One connection for the whole range; two threads (a cursor each): DuckDB reads release
-    # the GIL while the other thread writes CSV.
-    with connect(published, read_only=True) as con, ThreadPoolExecutor(max_workers=2) as pool:
-        def export(month):
-            with con.cursor() as cur:
-                return len(export_month(cur, month, settings.exports_dir))
-        files = sum(pool.map(export, months))
+    # One connection, and one partitioned COPY per file family for many months at a time.
+    with connect(published, read_only=True) as con:
+        files = len(export_months(con, months, settings.exports_dir))
     for month in months[-REPORT_MONTHS:]:
         render_report(published, month, settings.exports_dir)
         files += 1

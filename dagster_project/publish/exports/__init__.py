@@ -1,6 +1,7 @@
 """What journalists receive: CSV exports, charts and an HTML report.
 
 - `export_month(warehouse, month, exports_dir, dialect="excel-fr") -> list[Path]`
+- `export_months(connection, months, exports_dir, dialect="excel-fr") -> list[Path]`
 - `top10_chart(warehouse, month, category, out_path) -> Path`
 - `territory_chart(warehouse, territory_id, out_path) -> Path`
 - `render_report(warehouse, month, exports_dir) -> Path`
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster_project.publish.exports.csv_export import DIALECTS, export_month
+from dagster_project.publish.exports.csv_export import DIALECTS, export_month, export_months
 
-__all__ = ["DIALECTS", "export_month", "render_report", "territory_chart", "top10_chart"]
+__all__ = ["DIALECTS", "export_month", "export_months", "render_report", "territory_chart", "top10_chart"]
 
 
 def __getattr__(name: str) -> Any:

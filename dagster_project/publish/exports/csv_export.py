@@ -1,13 +1,18 @@
 """Journalist CSV exports: one folder per month, replaced atomically.
 
-`export_month(warehouse, month, exports_dir, dialect)` writes
+`export_month(warehouse, month, exports_dir, dialect)` (or `export_months` for a range
+through one connection) writes
 
-    <exports_dir>/<YYYY-MM>/<category>.csv   the Top N of each of the 8 categories
-    <exports_dir>/<YYYY-MM>/alertes.csv      accounts that could not be ranked this month
-    <exports_dir>/<YYYY-MM>/LISEZMOI.txt     methodology, sources, dates, demo notice
+    <exports_dir>/<YYYY-MM>/<category>.csv          the Top N of each of the 8 categories
+    <exports_dir>/<YYYY-MM>/departements/<code>.csv  every ranked territory of a département
+    <exports_dir>/<YYYY-MM>/regions/<code>.csv       … of a région
+    <exports_dir>/<YYYY-MM>/alertes.csv             accounts that could not be ranked
+    <exports_dir>/<YYYY-MM>/LISEZMOI.txt            methodology, sources, dates, demo notice
 
-Reading the month is `month_data.py`, the LISEZMOI text `lisezmoi.py` (a Jinja2 template),
-the French formatting `formatting.py`, the words `texts.py`.
+The CSV files are formatted by DuckDB (`csv_sql.py`: cells, quoting, records, whole files
+in a few queries for any number of months); the rest is Python: the month's facts
+(`month_data.py`), the LISEZMOI text (`lisezmoi.py`, a Jinja2 template), the words
+(`texts.py`).
 
 Formatting decisions (documented to journalists in LISEZMOI.txt):
 - `compte` holds the bare handle, without `@` (`gersledepartement`): an `@` first would
@@ -25,7 +30,6 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -36,17 +40,23 @@ from dagster_project.files import (
     write_bytes_atomically,
 )
 from dagster_project.months import month_key
-from dagster_project.publish.exports.areas import KINDS, Area, group_by_area
-from dagster_project.publish.exports.lisezmoi import readme_text
-from dagster_project.publish.exports.month_data import months_with_data, read_month
-from dagster_project.publish.exports.texts import ALERT_WORDING, HIDDEN
-from dagster_project.publish.formatting import (
-    evolution,
-    first_of_month,
-    fmt_decimal,
-    fmt_int,
-    neutralise,
+from dagster_project.publish.exports.areas import KINDS
+from dagster_project.publish.exports.csv_sql import (
+    alert_files,
+    area_files,
+    month_parameters,
+    months_in,
+    ranking_files,
 )
+from dagster_project.publish.exports.lisezmoi import readme_text
+from dagster_project.publish.exports.month_data import (
+    MonthData,
+    connect,
+    months_with_data,
+    read_month,
+    read_months,
+)
+from dagster_project.publish.formatting import first_of_month
 
 # ---------------------------------------------------------------- dialects
 
@@ -97,80 +107,48 @@ ALERT_HEADERS = ["territoire", "code", "catégorie", "compte", "alerte", "détai
 
 
 
-# ---------------------------------------------------------------- CSV rows
+# ---------------------------------------------------------------- writing
 
-def ranking_record(row: dict[str, Any], decimal: str) -> list[str]:
-    """One Top N row as CSV cells (text cells neutralised, numbers as numbers)."""
-    return [
-        fmt_int(row["rank"]),
-        neutralise(evolution(row.get("rank_change"), row.get("is_new_entry"))),
-        neutralise(row.get("territory_name")),
-        neutralise(row.get("code")),
-        neutralise(row.get("departement_name")),
-        neutralise(row.get("region_name")),
-        neutralise(row.get("handle")),
-        *kpi_record(row, decimal),
-    ]
+# Ranked rows whose files one batch of queries returns, at most (months are grouped up to
+# it): bounds the memory of the files' texts (a national month ranks ~36 000 accounts, ~15 MB
+# of département and région files), while a backfill runs a few queries only.
+ROWS_PER_BATCH = 300_000
 
 
-def area_record(row: dict[str, Any], area: Area, decimal: str) -> list[str]:
-    """One ranked territory of a département or région file: national and local rank."""
-    local, change = area.local_rank(row), area.local_change(row)
-    return [
-        neutralise(row.get("category_label") or row.get("category")),
-        fmt_int(row["rank"]),
-        "oui" if row.get("in_top_n") else "non",
-        fmt_int(local),
-        "" if local is None else neutralise(evolution(change, change is None)),
-        neutralise(row.get("territory_name")),
-        neutralise(row.get("code")),
-        neutralise(row.get("departement_name")),
-        neutralise(row.get("handle")),
-        *kpi_record(row, decimal),
-    ]
-
-
-def kpi_record(row: dict[str, Any], decimal: str) -> list[str]:
-    """Followers … score and the data label: the cells every ranked row ends with."""
-    return [
-        fmt_int(row.get("followers")),
-        fmt_int(row.get("followers_growth")),
-        HIDDEN if row.get("engagement_hidden")
-        else fmt_decimal(row.get("engagement_rate"), 2, decimal, 100),
-        fmt_decimal(row.get("posts_per_day"), 2, decimal),
-        fmt_decimal(row.get("reach"), 3, decimal, 100),
-        fmt_decimal(row.get("score"), 2, decimal),
-        "démo" if row.get("is_demo") else "réelles",
-    ]
-
-
-def alert_record(row: dict[str, Any]) -> list[str]:
-    last = row.get("last_ranked_month")
-    return [
-        neutralise(row.get("territory_name")),
-        neutralise(row.get("code")),
-        neutralise(row.get("category_label") or row.get("category")),
-        neutralise(row.get("handle")),
-        neutralise(ALERT_WORDING.get(row.get("alert"), row.get("alert"))),
-        neutralise(row.get("detail_fr")),
-        month_key(last) if last else "",
-        fmt_int(row.get("last_rank")),
-        "démo" if row.get("is_demo") else "réelles",
-    ]
-
-
-def _csv_bytes(dialect: ExportDialect, header: list[str], records: list[list[str]]) -> bytes:
+def csv_bytes(dialect: ExportDialect, header: list[str], rows: list[list[str]]) -> bytes:
+    """A whole file by Python's csv module (the header of every file; and what the SQL
+    records are tested against)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=dialect.delimiter, quotechar='"',
                         quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(records)
+    writer.writerows(rows)
     return out.getvalue().encode(dialect.encoding)
 
 
-def _write_csv(path: Path, dialect: ExportDialect, header: list[str],
-               records: list[list[str]]) -> None:
-    _write_file(path, _csv_bytes(dialect, header, records))
+def header_bytes(dialect: ExportDialect, header: list[str]) -> bytes:
+    """A file's first line (with the BOM of excel-fr): the whole file when it has no row."""
+    return csv_bytes(dialect, header, [])
+
+
+def file_bytes(dialect: ExportDialect, header: list[str], body: str | None) -> bytes:
+    """A file from its header and the records DuckDB assembled (`csv_sql.files_query`)."""
+    head = header_bytes(dialect, header)
+    return head if body is None else head + body.encode("utf-8") + b"\r\n"
+
+
+def read_files(con: duckdb.DuckDBPyConnection, months: list[dt.date],
+               spec: ExportDialect) -> dict[str, dict[str, bytes]]:
+    """Every CSV file of `months` with at least one record, as bytes: month key → path in
+    the month's folder → bytes (three queries, whatever the number of months)."""
+    params = month_parameters(months)
+    files: dict[str, dict[str, bytes]] = {month_key(mo): {} for mo in months}
+    for query, header in ((ranking_files(spec.decimal, spec.delimiter), RANKING_HEADERS),
+                          (area_files(spec.decimal, spec.delimiter), AREA_HEADERS),
+                          (alert_files(spec.delimiter), ALERT_HEADERS)):
+        for key, name, body in con.execute(query, params).fetchall():
+            files[key][name] = file_bytes(spec, header, body)
+    return files
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -178,58 +156,99 @@ def _write_file(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-# ---------------------------------------------------------------- entry point
+# ---------------------------------------------------------------- entry points
 
-def export_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date, exports_dir: Path,
-                 dialect: str = "excel-fr") -> list[Path]:
-    """Write the month's CSV exports; returns the paths written (categories, alertes, LISEZMOI).
-    `warehouse` is a file, or an open read-only connection (many months through one).
-
-    Re-exporting replaces the whole `<exports_dir>/<YYYY-MM>/` folder atomically; files
-    written there by others (e.g. `rapport.html`) are replaced too, so render the report
-    after exporting. Raises ValueError for an unknown dialect or a month without data.
-    """
+def export_months(con: duckdb.DuckDBPyConnection, months: list[dt.date], exports_dir: Path,
+                  dialect: str = "excel-fr") -> list[Path]:
+    """Write the CSV exports of `months` (each with rankings or alerts) through an open
+    connection: the files of many months formatted by DuckDB in three queries, then each
+    month's folder written and swapped in. Returns the paths written."""
     spec = get_dialect(dialect)
-    month = first_of_month(month)
-    data = read_month(warehouse, month, all_ranks=True)
+    months = sorted({first_of_month(mo) for mo in months})
+    written: list[Path] = []
+    for batch in month_batches(con, months):
+        files = read_files(con, batch, spec)
+        for data in read_months(con, batch).values():
+            written += _write_month(data, Path(exports_dir), spec, files[month_key(data.month)])
+    return written
+
+
+def month_batches(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> list[list[dt.date]]:
+    """`months` in runs holding at most ROWS_PER_BATCH ranked rows (a month at least)."""
+    if not months:
+        return []
+    counts = dict(con.execute(f"select month, count(*) from marts.fct_monthly_rankings "
+                              f"where {months_in('month')} group by month",
+                              month_parameters(months)).fetchall())
+    batches: list[list[dt.date]] = []
+    rows = 0
+    for month in months:
+        n = counts.get(month, 0)
+        if not batches or rows + n > ROWS_PER_BATCH:
+            batches.append([])
+            rows = 0
+        batches[-1].append(month)
+        rows += n
+    return batches
+
+
+def _write_month(data: MonthData, exports_dir: Path, spec: ExportDialect,
+                 files: dict[str, bytes]) -> list[Path]:
+    """Build the month's folder from its files and swap it in."""
+    month = data.month
     if not data.rows and not data.alerts and not data.ranked_counts:
-        where = "the warehouse" if isinstance(warehouse, duckdb.DuckDBPyConnection) else warehouse
-        raise ValueError(f"no rankings or alerts for {month_key(month)} in {where}: "
+        raise ValueError(f"no rankings or alerts for {month_key(month)} in the warehouse: "
                          "run the pipeline for that month first")
     exported_at = dt.datetime.now(dt.UTC)
-    final = Path(exports_dir) / month_key(month)
+    final = exports_dir / month_key(month)
     names: list[str] = []
 
     def build(tmp: Path) -> None:
-        files: list[tuple[str, str]] = []
+        described: list[tuple[str, str]] = []
         for cat in data.categories:
-            key = cat["category"]
-            rows = data.rankings.get(key, [])
-            name = f"{key}.csv"
-            _write_csv(tmp / name, spec, RANKING_HEADERS,
-                       [ranking_record(r, spec.decimal) for r in rows])
-            top = f"Top {cat['top_n']}" if cat.get("top_n") else "Top N"
-            files.append((name, (f"{cat['label']} — {top} ({len(rows)} comptes sur "
-                                f"{data.ranked_counts.get(key, 0)} classés)")))
+            name = f"{cat['category']}.csv"
             names.append(name)
-        _write_csv(tmp / "alertes.csv", spec, ALERT_HEADERS,
-                   [alert_record(a) for a in data.alerts])
-        files.append(("alertes.csv", f"comptes non classés ce mois-ci ({len(data.alerts)})"))
+            shown = len(data.rankings.get(cat["category"], []))
+            top = f"Top {cat['top_n']}" if cat.get("top_n") else "Top N"
+            described.append((name, (f"{cat['label']} — {top} ({shown} comptes sur "
+                                     f"{data.ranked_counts.get(cat['category'], 0)} classés)")))
         names.append("alertes.csv")
+        described.append(("alertes.csv", f"comptes non classés ce mois-ci ({len(data.alerts)})"))
         for kind, (folder, *_rest) in KINDS.items():
-            areas = group_by_area(data.ranked or [], kind)
             (tmp / folder).mkdir(mode=DIR_MODE)
-            for area in areas:
-                _write_file(tmp / area.file_name, _area_csv(spec, area))
-                names.append(area.file_name)
-            files.append((f"{folder}/<code>.csv", AREA_FILES[kind].format(n=len(areas))))
-        text = readme_text(data, spec, exported_at, files)
+            area = sorted(n for n in files if n.startswith(folder + "/"))
+            names.extend(area)
+            described.append((f"{folder}/<code>.csv", AREA_FILES[kind].format(n=len(area))))
+        empty = {"alertes.csv": ALERT_HEADERS}
+        for name in names:
+            header = empty.get(name, AREA_HEADERS if "/" in name else RANKING_HEADERS)
+            _write_file(tmp / name, files.get(name) or header_bytes(spec, header))
+        text = readme_text(data, spec, exported_at, described)
         with open(tmp / "LISEZMOI.txt", "w", encoding=spec.encoding, newline="") as fh:
             fh.write(text)
         names.append("LISEZMOI.txt")
 
     replace_dir_atomically(final, build)
     return [final / n for n in names]
+
+
+def export_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date, exports_dir: Path,
+                 dialect: str = "excel-fr") -> list[Path]:
+    """Write the month's CSV exports; returns the paths written (categories, alertes,
+    départements, régions, LISEZMOI). `warehouse` is a file, or an open connection.
+
+    Re-exporting replaces the whole `<exports_dir>/<YYYY-MM>/` folder atomically; files
+    written there by others (e.g. `rapport.html`) are replaced too, so render the report
+    after exporting. Raises ValueError for an unknown dialect or a month without data.
+    """
+    get_dialect(dialect)
+    if not isinstance(warehouse, duckdb.DuckDBPyConnection):
+        with connect(warehouse) as con:
+            try:
+                return export_month(con, month, exports_dir, dialect)
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("the warehouse", str(warehouse))) from None
+    return export_months(warehouse, [month], exports_dir, dialect)
 
 
 AREA_FILES = {
@@ -242,10 +261,6 @@ AREA_FILES = {
 }
 
 
-def _area_csv(spec: ExportDialect, area: Area) -> bytes:
-    return _csv_bytes(spec, AREA_HEADERS, [area_record(r, area, spec.decimal) for r in area.rows])
-
-
 def export_area(warehouse: Path, month: dt.date, exports_dir: Path, kind: str, code: str,
                 dialect: str = "excel-fr") -> Path:
     """Write one area's file, `<exports_dir>/<YYYY-MM>/departements/<code>.csv` (or
@@ -255,21 +270,21 @@ def export_area(warehouse: Path, month: dt.date, exports_dir: Path, kind: str, c
     if kind not in KINDS:
         raise ValueError(f"unknown area kind {kind!r}: departement or region")
     month = first_of_month(month)
-    data = read_month(warehouse, month, all_ranks=True)
-    found = {a.code: a for a in group_by_area(data.ranked or [], kind)}
-    area = found.get(code)
-    if area is None:
+    folder = KINDS[kind][0]
+    with connect(warehouse) as con:
+        files = read_files(con, [month], spec)[month_key(month)]
+    data = files.get(f"{folder}/{code}.csv")
+    if data is None:
+        found = sorted(n.split("/")[1].removesuffix(".csv") for n in files
+                       if n.startswith(folder + "/"))
         word = "département" if kind == "departement" else "région"
         raise ValueError(f"no ranked territory in {word} {code!r} for {month_key(month)} "
-                         f"(INSEE codes with ranked territories: {', '.join(sorted(found)) or 'none'})")
-    path = Path(exports_dir) / month_key(month) / area.file_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(path, _area_csv(spec, area))
+                         f"(INSEE codes with ranked territories: {', '.join(found) or 'none'})")
+    path = Path(exports_dir) / month_key(month) / folder / f"{code}.csv"
+    write_bytes_atomically(path, data)
     fsync_dir(path.parent)
     return path
 
 
-__all__ = ["DIALECTS", "ExportDialect", "alert_record", "area_record", "evolution",
-           "export_area", "export_month",
-           "first_of_month", "get_dialect", "months_with_data", "neutralise", "ranking_record",
-           "read_month", "readme_text"]
+__all__ = ["DIALECTS", "ExportDialect", "export_area", "export_month", "export_months",
+           "get_dialect", "months_with_data", "read_month", "readme_text"]

@@ -35,16 +35,23 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
                   category: str | None = None, top_only: bool = True,
                   max_rank: int | None = None) -> list[dict[str, Any]]:
     """Ranked rows of a month (Top N only by default), with the territory code."""
-    where = ["r.month = ?"]
-    params: list[Any] = [month]
+    return _rankings(con, [month], category, top_only, max_rank)
+
+
+def _rankings(con: duckdb.DuckDBPyConnection, months: list[dt.date],
+              category: str | None = None, top_only: bool = True,
+              max_rank: int | None = None) -> list[dict[str, Any]]:
+    """Ranked rows of `months`, by month, category order and rank."""
+    where = ["list_contains($months, r.month)"]
+    params: dict[str, Any] = {"months": months}
     if category is not None:
-        where.append("r.category = ?")
-        params.append(category)
+        where.append("r.category = $category")
+        params["category"] = category
     if top_only:
         where.append("r.in_top_n")
     if max_rank is not None:
-        where.append("r.rank <= ?")
-        params.append(max_rank)
+        where.append("r.rank <= $max_rank")
+        params["max_rank"] = max_rank
     in_force = territories_in_force("r.month")
     sql = f"""
         select r.*, t.code as territory_code, c.label as category_label,
@@ -53,7 +60,7 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
         left join marts.dim_territories t on t.territory_id = r.territory_id{in_force}
         left join marts.dim_categories c on c.category = r.category
         where {' and '.join(where)}
-        order by c.sort_order, r.category, r.rank
+        order by r.month, c.sort_order, r.category, r.rank
     """
     rows = _dicts(con.execute(sql, params))
     for row in rows:
@@ -64,9 +71,13 @@ def read_rankings(con: duckdb.DuckDBPyConnection, month: dt.date,
 
 def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str, Any]]:
     """Alerts of a month, with names, labels and the last month the account was ranked."""
+    return _alerts(con, [month])
+
+
+def _alerts(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> list[dict[str, Any]]:
     in_force = territories_in_force("a.month")
     sql = f"""
-        select a.territory_id, coalesce(a.territory_name, t.name) as territory_name,
+        select a.month, a.territory_id, coalesce(a.territory_name, t.name) as territory_name,
                coalesce(a.category, t.category) as category,
                c.label as category_label, t.code as territory_code, a.handle, a.alert,
                a.detail_fr, a.last_ranked_month, a.last_rank,
@@ -74,10 +85,11 @@ def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str
         from marts.account_alerts a
         left join marts.dim_territories t on t.territory_id = a.territory_id{in_force}
         left join marts.dim_categories c on c.category = coalesce(a.category, t.category)
-        where a.month = ?
-        order by c.sort_order nulls last, territory_name, a.territory_id, a.alert, a.handle
+        where list_contains($months, a.month)
+        order by a.month, c.sort_order nulls last, territory_name, a.territory_id, a.alert,
+                 a.handle
     """
-    rows = _dicts(con.execute(sql, [month]))
+    rows = _dicts(con.execute(sql, {"months": months}))
     for row in rows:
         row["code"] = territory_code(row["territory_id"], row.get("territory_code"))
     return rows
@@ -97,7 +109,6 @@ class MonthData:
     sources: list[str]
     vintage: int | None = None            # reference vintage the month was ranked with
     package_version: str | None = None
-    ranked: list[dict[str, Any]] | None = None   # every ranked row (read_month(all_ranks=True))
 
     @property
     def reference_data(self) -> str:
@@ -126,43 +137,63 @@ class MonthData:
         return len(self.rows) + len(self.alerts)
 
 
-def read_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date,
-               all_ranks: bool = False) -> MonthData:
+def read_month(warehouse: Path | duckdb.DuckDBPyConnection, month: dt.date) -> MonthData:
     """A month's export data, from a warehouse file (one short connection) or through an
-    open connection (a backfill exports every month through one); `all_ranks` also reads
-    every ranked row (the département and région files), not only the Top N."""
+    open connection."""
     month = first_of_month(month)
     if not isinstance(warehouse, duckdb.DuckDBPyConnection):
         with connect(warehouse) as con:
-            return read_month(con, month, all_ranks)
-    con = warehouse
-    categories = read_categories(con)
-    ranked = read_rankings(con, month, top_only=False) if all_ranks else None
-    rows = ([r for r in ranked if r["in_top_n"]] if ranked is not None
-            else read_rankings(con, month, top_only=True))
-    counts = dict(con.execute("""select category, count(*) from marts.fct_monthly_rankings
-                                 where month = ? group by category""", [month]).fetchall())
-    alerts = read_alerts(con, month)
-    snap_min, snap_max, provisional, sources = con.execute(
-        """select min(snapshot_at), max(snapshot_at), coalesce(bool_or(is_provisional), false),
+            return read_months(con, [month])[month]
+    return read_months(warehouse, [month])[month]
+
+
+def read_months(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> dict[dt.date, MonthData]:
+    """The export data of many months through an open connection, each table read once
+    (a backfill exports a hundred months)."""
+    months = sorted({first_of_month(mo) for mo in months})
+    params = {"months": months}
+    top: dict[dt.date, list[dict[str, Any]]] = {mo: [] for mo in months}
+    for row in _rankings(con, months, top_only=True):
+        top[first_of_month(row["month"])].append(row)
+    alerts: dict[dt.date, list[dict[str, Any]]] = {mo: [] for mo in months}
+    for row in _alerts(con, months):
+        alerts[first_of_month(row.pop("month"))].append(row)
+    counts: dict[dt.date, dict[str, int]] = {mo: {} for mo in months}
+    for mo, category, n in con.execute(
+            """select month, category, count(*) from marts.fct_monthly_rankings
+               where list_contains($months, month) group by month, category""",
+            params).fetchall():
+        counts[first_of_month(mo)][category] = int(n)
+    snapshots = {first_of_month(r[0]): r[1:] for r in con.execute(
+        """select month, min(snapshot_at), max(snapshot_at), coalesce(bool_or(is_provisional), false),
                   list(distinct source order by source) filter (where source is not null)
-           from marts.fct_monthly_rankings where month = ?""", [month]).fetchone()
-    vintage, version = con.execute(
-        """select max(vintage), max(package_version) from marts.dim_territories
-           where ? between valid_from and coalesce(valid_to, date '9999-12-01')""",
-        [month]).fetchone()
-    by_cat: dict[str, list[dict[str, Any]]] = {c["category"]: [] for c in categories}
-    for row in rows:
-        by_cat.setdefault(row["category"], []).append(row)
-    known = {c["category"] for c in categories}
-    for extra in sorted(set(by_cat) - known):     # a category missing from dim_categories
-        categories.append({"category": extra, "label": extra, "top_n": None,
-                           "sort_order": 10_000})
-    return MonthData(month=month, categories=categories, rankings=by_cat,
-                     ranked_counts={k: int(v) for k, v in counts.items()}, alerts=alerts,
-                     snapshot_min=utc(snap_min), snapshot_max=utc(snap_max),
-                     provisional=bool(provisional), sources=sources or [], vintage=vintage,
-                     package_version=version, ranked=ranked)
+           from marts.fct_monthly_rankings where list_contains($months, month)
+           group by month""", params).fetchall()}
+    vintages = {first_of_month(r[0]): r[1:] for r in con.execute(
+        """select m.month, max(t.vintage), max(t.package_version)
+           from (select unnest($months) as month) m
+           join marts.dim_territories t
+             on m.month between t.valid_from and coalesce(t.valid_to, date '9999-12-01')
+           group by m.month""", params).fetchall()}
+    known = read_categories(con)
+    out = {}
+    for mo in months:
+        categories = [dict(c) for c in known]
+        by_cat: dict[str, list[dict[str, Any]]] = {c["category"]: [] for c in categories}
+        for row in top[mo]:
+            by_cat.setdefault(row["category"], []).append(row)
+        for extra in sorted(set(by_cat) - {c["category"] for c in categories}):
+            # a category missing from dim_categories
+            categories.append({"category": extra, "label": extra, "top_n": None,
+                               "sort_order": 10_000})
+        snap_min, snap_max, provisional, sources = snapshots.get(mo, (None, None, False, None))
+        vintage, version = vintages.get(mo, (None, None))
+        out[mo] = MonthData(month=mo, categories=categories, rankings=by_cat,
+                            ranked_counts=counts[mo], alerts=alerts[mo],
+                            snapshot_min=utc(snap_min), snapshot_max=utc(snap_max),
+                            provisional=bool(provisional), sources=sources or [],
+                            vintage=vintage, package_version=version)
+    return out
 
 
 def months_with_data(warehouse: Path, months: list[dt.date]) -> list[dt.date]:

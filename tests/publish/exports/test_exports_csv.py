@@ -295,7 +295,7 @@ def test_reexport_replaces_the_month(warehouse, july, tmp_path):
 def test_failing_write_keeps_the_old_export(warehouse, july, tmp_path, monkeypatch, fail_at):
     export_month(warehouse, july, tmp_path)
     before = snapshot(tmp_path / "2021-07")
-    real = csv_export._write_csv
+    real = csv_export._write_file
     calls = {"n": 0}
 
     def flaky(path, *args, **kwargs):
@@ -305,11 +305,27 @@ def test_failing_write_keeps_the_old_export(warehouse, july, tmp_path, monkeypat
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(csv_export, "_write_csv", flaky)
+    monkeypatch.setattr(csv_export, "_write_file", flaky)
     with pytest.raises(OSError, match="No space left"):
         export_month(warehouse, july, tmp_path, dialect="rfc4180")
     assert snapshot(tmp_path / "2021-07") == before
     assert [p.name for p in tmp_path.iterdir()] == ["2021-07"], "temp dir left behind"
+
+
+def test_failing_query_keeps_the_old_export(warehouse, july, tmp_path, monkeypatch):
+    """DuckDB fails while formatting the files (out of memory, a broken warehouse): the
+    month's folder is untouched and nothing is left behind."""
+    export_month(warehouse, july, tmp_path)
+    before = snapshot(tmp_path / "2021-07")
+
+    def failing(con, months, spec):
+        con.execute("select error('Out of Memory Error: could not allocate block')")
+
+    monkeypatch.setattr(csv_export, "read_files", failing)
+    with pytest.raises(duckdb.Error, match="Out of Memory"):
+        export_month(warehouse, july, tmp_path, dialect="rfc4180")
+    assert snapshot(tmp_path / "2021-07") == before
+    assert [p.name for p in tmp_path.iterdir()] == ["2021-07"]
 
 
 def test_failing_readme_keeps_the_old_export(warehouse, july, tmp_path, monkeypatch):
