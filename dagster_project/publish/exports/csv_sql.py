@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from dagster_project.publish.exports.areas import KINDS
 from dagster_project.publish.exports.texts import ALERT_WORDING, HIDDEN
 from dagster_project.publish.formatting import FORMULA_PREFIXES, STABLE
 
 DEMO, REAL = "démo", "réelles"
 IN_FORCE = "between t.valid_from and coalesce(t.valid_to, date '9999-12-01')"
-# Départements and régions: the file family's folder, then the columns that place a
-# territory in its area and rank it there (marts.fct_monthly_rankings).
-AREA_COLUMNS = {"departements": ("code_departement", "rank_in_departement",
-                                 "rank_in_departement_change"),
-                "regions": ("code_region", "rank_in_region", "rank_in_region_change")}
 QUOTE = '"'
 
 
@@ -153,7 +149,7 @@ def area_files(decimal: str, delimiter: str) -> str:
     (`departements/<code>.csv`, `regions/<code>.csv`): in the categories' order, then by
     national rank."""
     parts = []
-    for folder, (code, local, change) in AREA_COLUMNS.items():
+    for folder, code, _name, local, change in KINDS.values():
         cells = [category_cell("c.label", "r.category"),
                  "cast(r.rank as varchar)",
                  "case when r.in_top_n then 'oui' else 'non' end",

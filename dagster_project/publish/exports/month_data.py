@@ -69,11 +69,6 @@ def _rankings(con: duckdb.DuckDBPyConnection, months: list[dt.date],
     return rows
 
 
-def read_alerts(con: duckdb.DuckDBPyConnection, month: dt.date) -> list[dict[str, Any]]:
-    """Alerts of a month, with names, labels and the last month the account was ranked."""
-    return _alerts(con, [month])
-
-
 def _alerts(con: duckdb.DuckDBPyConnection, months: list[dt.date]) -> list[dict[str, Any]]:
     in_force = territories_in_force("a.month")
     sql = f"""
